@@ -1,0 +1,3 @@
+"""Fieldline: a field-service platform for utility crews."""
+
+__version__ = "0.1.0"

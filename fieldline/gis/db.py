@@ -1,0 +1,41 @@
+"""Engines, sessions and migrations for the asset database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.orm import Session, sessionmaker
+
+from fieldline.settings import to_sqlalchemy_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, **kwargs: object) -> sa.Engine:
+    options: dict[str, object] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    options.update(kwargs)
+    return sa.create_engine(to_sqlalchemy_url(url), **options)
+
+
+def make_sessionmaker(bind: sa.Engine | sa.Connection) -> sessionmaker[Session]:
+    # With a Connection already inside a transaction (tests), a commit only releases a
+    # savepoint, so each test can be rolled back whole.
+    return sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)

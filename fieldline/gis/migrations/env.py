@@ -1,0 +1,34 @@
+"""Alembic environment: online migrations against the URL set by fieldline.gis.db."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+from fieldline.gis.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+# PostGIS and pgRouting own tables of their own; migrations leave them alone.
+FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
+def run_migrations_online() -> None:
+    connectable = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.NullPool)
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_object=include_object,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

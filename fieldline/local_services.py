@@ -1,0 +1,187 @@
+"""`fieldline services up`: make the local PostgreSQL+PostGIS, Redis and Mosquitto ready.
+
+Idempotent: it installs only missing Debian packages, starts only servers that do not answer,
+creates only missing databases and extensions, and never drops or rewrites existing data.
+Where it may not act (not root, not Debian, a remote server) it stops and names the commands.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+from fieldline.settings import Settings
+
+DEBIAN_PACKAGES = (
+    "postgresql-15-postgis-3",
+    "postgresql-15-pgrouting",
+    "redis-server",
+    "mosquitto",
+    "mosquitto-clients",
+)
+EXTENSIONS = ("postgis", "pgrouting")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
+
+
+class ServicesError(Exception):
+    """A step could not be done here; the message names what to run instead."""
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    host: str
+    port: int
+    start_command: Sequence[str]
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def missing_packages(packages: Sequence[str] = DEBIAN_PACKAGES) -> list[str]:
+    if shutil.which("dpkg-query") is None:
+        return list(packages)
+    missing = []
+    for package in packages:
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "install ok installed" not in result.stdout:
+            missing.append(package)
+    return missing
+
+
+def install_packages(packages: Sequence[str], report: Callable[[str], None] = _report) -> None:
+    if not packages:
+        return
+    command = "apt-get update && apt-get install -y --no-install-recommends " + " ".join(packages)
+    if not Path("/etc/debian_version").exists():
+        raise ServicesError(
+            "missing packages and this is not Debian; install the equivalents of: "
+            + ", ".join(packages)
+        )
+    if os.geteuid() != 0:
+        raise ServicesError(f"missing Debian packages; run as root:\n  sudo sh -c '{command}'")
+    report("installing " + " ".join(packages))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for step in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
+        # apt is chatty; its output matters only when it fails.
+        result = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise ServicesError(f"{' '.join(step)} failed:\n{result.stdout}{result.stderr}")
+
+
+def answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _postgres_start_command() -> list[str]:
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*") if p.is_dir())
+    version = versions[-1] if versions else "15"
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
+
+
+def servers(settings: Settings) -> list[Server]:
+    db = urlsplit(settings.sqlalchemy_url)
+    redis = urlsplit(settings.redis_url)
+    mqtt = urlsplit(settings.mqtt_url)
+    redis_port = redis.port or 6379
+    return [
+        Server("postgresql", db.hostname or "", db.port or 5432, _postgres_start_command()),
+        Server(
+            "redis",
+            redis.hostname or "",
+            redis_port,
+            [
+                "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
+                "--port", str(redis_port), "--save", "", "--appendonly", "no",
+                "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/fieldline.log",
+            ],
+        ),
+        Server(
+            "mosquitto",
+            mqtt.hostname or "",
+            mqtt.port or 1883,
+            ["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"],
+        ),
+    ]
+
+
+def ensure_running(server: Server, report: Callable[[str], None] = _report) -> None:
+    if answers(server.host, server.port):
+        report(f"{server.name}: running on {server.host or 'localhost'}:{server.port}")
+        return
+    if server.host not in LOCAL_HOSTS:
+        raise ServicesError(f"{server.name} at {server.host}:{server.port} does not answer")
+    if os.geteuid() != 0:
+        raise ServicesError(
+            f"{server.name} is not running; start it as root:\n  sudo {' '.join(server.start_command)}"
+        )
+    report(f"{server.name}: starting")
+    subprocess.run(list(server.start_command), check=True)
+    deadline = time.monotonic() + 30
+    while not answers(server.host, server.port):
+        if time.monotonic() > deadline:
+            raise ServicesError(f"{server.name} did not start within 30 s")
+        time.sleep(0.2)
+    report(f"{server.name}: running on {server.host or 'localhost'}:{server.port}")
+
+
+def _libpq_url(url: str, database: str | None = None) -> str:
+    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    if database is not None:
+        parts = parts._replace(path="/" + database)
+    return parts.geturl()
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def ensure_database(url: str, report: Callable[[str], None] = _report) -> None:
+    """Create the database and its extensions when missing; existing ones are left alone."""
+    name = database_name(url)
+    with psycopg.connect(_libpq_url(url, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            report(f"database {name}: created")
+    with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
+        for extension in EXTENSIONS:
+            conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
+            )
+        versions = conn.execute(
+            "SELECT extname, extversion FROM pg_extension WHERE extname = ANY(%s) ORDER BY 1",
+            (list(EXTENSIONS),),
+        ).fetchall()
+    report(f"database {name}: ready (" + ", ".join(f"{n} {v}" for n, v in versions) + ")")
+
+
+def services_up(settings: Settings, report: Callable[[str], None] = _report) -> None:
+    install_packages(missing_packages(), report)
+    for server in servers(settings):
+        ensure_running(server, report)
+    for url in (settings.sqlalchemy_url, settings.test_database_url):
+        ensure_database(url, report)
