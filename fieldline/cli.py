@@ -53,5 +53,16 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [FIELDLINE_HOST].")
+@click.option("--port", type=int, default=None, help="Port to listen on [FIELDLINE_PORT].")
+def serve(host: str | None, port: int | None) -> None:
+    """The web server: REST API, OGC API and the map."""
+    from fieldline.server.wsgi import serve as run
+
+    settings = _settings()
+    run(settings, host or settings.host, port or settings.port)
+
+
 if __name__ == "__main__":
     sys.exit(main())

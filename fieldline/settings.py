@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_request_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
 
     log_level: str = "INFO"
+    # Role of a request that carries no credentials (the local operator until sign-in exists).
+    anonymous_role: str = "admin"
 
     @field_validator("database_url", "test_database_url")
     @classmethod
@@ -79,6 +81,15 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("anonymous_role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        from fieldline.roles import ROLES
+
+        if value not in ROLES:
+            raise ValueError("must be one of " + ", ".join(ROLES))
         return value
 
     @property

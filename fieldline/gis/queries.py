@@ -1,0 +1,208 @@
+"""Spatial and attribute queries over the asset layers, framework-neutral.
+
+Queries return rows with the geometry already encoded as GeoJSON by PostGIS, so serving a page
+of features costs little more than the SQL itself. Distances are always metres on the WGS 84
+ellipsoid (geography), never degrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from geoalchemy2 import Geography
+from shapely.geometry.base import BaseGeometry
+
+from fieldline.gis.crs import WGS84, Crs, crs_from_srid
+from fieldline.gis.errors import InvalidField
+from fieldline.gis.layers import COMMON_PROPERTIES, LAYERS, Attribute, Layer
+from fieldline.gis.models import SRID
+from fieldline.gis.validation import parse_value
+
+# Query parameters that are not attribute filters.
+RESERVED_PARAMS = frozenset(
+    {"bbox", "bbox-crs", "crs", "near", "radius_m", "nearest", "k", "intersects", "limit",
+     "cursor", "f"}
+)
+
+
+@dataclass(frozen=True)
+class AttributeFilter:
+    attribute: Attribute
+    op: str  # eq | min | max
+    value: Any
+
+
+@dataclass
+class FeatureQuery:
+    bbox: BaseGeometry | None = None  # WGS 84 polygon
+    near: tuple[float, float, float] | None = None  # lon, lat, radius_m
+    nearest: tuple[float, float, int] | None = None  # lon, lat, k
+    intersects: BaseGeometry | None = None  # WGS 84
+    filters: list[AttributeFilter] = field(default_factory=list)
+    limit: int = 100
+    cursor: int | None = None
+    out_crs: Crs = field(default_factory=lambda: crs_from_srid(WGS84))
+
+
+def geography(column: Any) -> Any:
+    # Written exactly as the expression index in models.py, so PostgreSQL uses that index.
+    return sa.cast(column, Geography(srid=SRID))
+
+
+def _point_geography(lon: float, lat: float) -> Any:
+    return sa.cast(sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), SRID), Geography(srid=SRID))
+
+
+def _wkb_geometry(geometry: BaseGeometry) -> Any:
+    return sa.func.ST_GeomFromWKB(sa.literal(geometry.wkb, sa.LargeBinary), SRID)
+
+
+def _reference_columns(layer: Layer) -> tuple[list[Any], Any]:
+    """Attribute columns labelled by public name, with refs joined to their public ids."""
+    table = layer.table
+    from_clause: Any = table
+    columns = []
+    for attribute in layer.attributes:
+        if attribute.kind == "ref":
+            target = LAYERS[attribute.ref_layer or ""].table.alias(f"ref_{attribute.name}")
+            from_clause = from_clause.outerjoin(
+                target, target.c.id == table.c[attribute.column]
+            )
+            columns.append(target.c.public_id.label(attribute.name))
+        else:
+            columns.append(table.c[attribute.column].label(attribute.name))
+    columns.extend(table.c[name].label(name) for name in COMMON_PROPERTIES)
+    return columns, from_clause
+
+
+def geojson_column(layer: Layer, crs: Crs) -> Any:
+    geom = layer.table.c.geom
+    if crs.srid != SRID:
+        geom = sa.func.ST_Transform(geom, crs.srid)
+    # options=0: no "crs" member, which RFC 7946 dropped; the Content-Crs header says it.
+    return sa.func.ST_AsGeoJSON(geom, crs.precision, 0).label("_geometry")
+
+
+def select_features(layer: Layer, query: FeatureQuery) -> sa.Select[Any]:
+    table = layer.table
+    columns, from_clause = _reference_columns(layer)
+    head = [table.c.id.label("_id"), table.c.public_id.label("_public_id"),
+            geojson_column(layer, query.out_crs)]
+    conditions = []
+    order: list[Any] = [table.c.id]
+    limit = query.limit
+
+    if query.bbox is not None:
+        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.bbox)))
+    if query.intersects is not None:
+        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.intersects)))
+    if query.near is not None:
+        lon, lat, radius_m = query.near
+        point = _point_geography(lon, lat)
+        conditions.append(sa.func.ST_DWithin(geography(table.c.geom), point, radius_m))
+        head.append(sa.func.ST_Distance(geography(table.c.geom), point).label("distance_m"))
+    if query.nearest is not None:
+        lon, lat, k = query.nearest
+        point = _point_geography(lon, lat)
+        head.append(sa.func.ST_Distance(geography(table.c.geom), point).label("distance_m"))
+        # Index-assisted KNN on the sphere; the spheroid distance above is what we report.
+        order = [geography(table.c.geom).op("<->")(point), table.c.id]
+        limit = k
+    for item in query.filters:
+        column = _filter_column(layer, item.attribute)
+        if item.op == "eq":
+            conditions.append(column == item.value)
+        elif item.op == "min":
+            conditions.append(column >= item.value)
+        else:
+            conditions.append(column <= item.value)
+    if query.cursor is not None and query.nearest is None:
+        conditions.append(table.c.id > query.cursor)
+    return (
+        sa.select(*head, *columns)
+        .select_from(from_clause)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(limit)
+    )
+
+
+def _filter_column(layer: Layer, attribute: Attribute) -> Any:
+    if attribute.kind == "ref":
+        return sa.literal_column(f"ref_{attribute.name}.public_id")
+    return layer.table.c[attribute.column]
+
+
+def parse_attribute_filters(layer: Layer, params: Mapping[str, str]) -> list[AttributeFilter]:
+    """`material=PVC`, `diameter_mm_min=150`, `install_year_max=1980`; unknown names are 400s."""
+    filters = []
+    for name, raw in params.items():
+        if name in RESERVED_PARAMS:
+            continue
+        attribute, op = layer.attribute(name), "eq"
+        if attribute is None and name.endswith(("_min", "_max")):
+            attribute, op = layer.attribute(name[:-4]), name[-3:]
+            if attribute is not None and not attribute.filter_range:
+                raise InvalidField(name, f"{attribute.name} cannot be filtered by range")
+        if attribute is None:
+            raise InvalidField(name, f"unknown parameter or attribute for {layer.name}")
+        if attribute.kind == "text_list":
+            raise InvalidField(name, "list attributes cannot be filtered")
+        filters.append(AttributeFilter(attribute, op, _query_value(attribute, raw, name)))
+    return filters
+
+
+def _query_value(attribute: Attribute, raw: str, field: str) -> Any:
+    """Turn a query-string value into the attribute's type, then apply its rules."""
+    value: Any = raw
+    try:
+        if attribute.kind == "number":
+            value = float(raw)
+        elif attribute.kind == "integer":
+            value = int(raw)
+        elif attribute.kind == "boolean":
+            value = {"true": True, "false": False}[raw.lower()]
+    except (ValueError, KeyError):
+        raise InvalidField(field, f"{raw!r} is not a valid {attribute.kind}") from None
+    if attribute.filter_range:
+        # A range bound is not a stored value: `diameter_mm_min=0` is a fair question.
+        if attribute.kind == "datetime":
+            return parse_value(Attribute(attribute.name, "datetime"), value, field)
+        return value
+    return parse_value(attribute, value, field)
+
+
+def feature_properties(layer: Layer, row: Mapping[str, Any]) -> dict[str, Any]:
+    properties = {a.name: row[a.name] for a in layer.attributes}
+    for name in COMMON_PROPERTIES:
+        properties[name] = row[name]
+    if "distance_m" in row:
+        properties["distance_m"] = round(row["distance_m"], 3)
+    return properties
+
+
+def around(
+    connection: sa.Connection, lon: float, lat: float, radius_m: float, limit: int
+) -> list[tuple[Layer, Mapping[str, Any]]]:
+    """What lies within `radius_m` of a point across every network layer, nearest first."""
+    found: list[tuple[Layer, Mapping[str, Any]]] = []
+    for layer in LAYERS.values():
+        if not layer.network:
+            continue
+        query = FeatureQuery(near=(lon, lat, radius_m), limit=limit)
+        statement = select_features(layer, query).order_by(None).order_by(
+            sa.literal_column("distance_m"), layer.table.c.id
+        )
+        found.extend((layer, row) for row in connection.execute(statement).mappings())
+    found.sort(key=lambda item: (item[1]["distance_m"], item[0].name, item[1]["_id"]))
+    return found[:limit]
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")

@@ -1,0 +1,36 @@
+"""The application factory; nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Flask
+
+from fieldline.server.errors import register_error_handlers
+from fieldline.server.resources import Resources, close_db
+from fieldline.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None, *, bind: sa.Engine | sa.Connection | None = None
+) -> Flask:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.config.update(
+        FIELDLINE_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["fieldline"] = Resources.from_settings(settings, bind)
+    app.teardown_appcontext(close_db)
+    register_error_handlers(app)
+
+    from fieldline.server.assets.views import blueprint as assets
+    from fieldline.server.health.views import blueprint as health
+
+    app.register_blueprint(health)
+    app.register_blueprint(assets, url_prefix="/api/v1/assets")
+    return app

@@ -1,0 +1,72 @@
+"""The outside systems a running server talks to, built once per app from settings.
+
+Tests hand in a database connection that is rolled back after each test; everything else
+builds its own engine.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import sqlalchemy as sa
+from flask import current_app, g
+from sqlalchemy.orm import Session, sessionmaker
+
+from fieldline.gis.db import make_engine, make_sessionmaker
+from fieldline.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    bind: sa.Engine | sa.Connection
+    sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = make_sessionmaker(self.bind)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, bind: sa.Engine | sa.Connection | None = None):  # type: ignore[no-untyped-def]
+        return cls(settings, bind if bind is not None else make_engine(settings.database_url))
+
+    def check_database(self) -> None:
+        with self.sessions() as session:
+            session.execute(sa.text("SELECT 1"))
+
+    def check_redis(self) -> None:
+        client: Any = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    def check_broker(self) -> None:
+        url = urlsplit(self.settings.mqtt_url)
+        port = url.port or (8883 if url.scheme == "mqtts" else 1883)
+        # An MQTT CONNECT needs credentials once devices are authenticated; reachability of
+        # the listener is what readiness asks here.
+        with socket.create_connection((url.hostname or "localhost", port), timeout=2):
+            pass
+
+
+def resources() -> Resources:
+    found: Resources = current_app.extensions["fieldline"]
+    return found
+
+
+def db() -> Session:
+    """The request's session; closed (rolled back if not committed) when the request ends."""
+    if "db_session" not in g:
+        g.db_session = resources().sessions()
+    session: Session = g.db_session
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
