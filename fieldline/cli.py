@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -51,6 +52,48 @@ def db_upgrade(revision: str) -> None:
 
     upgrade(_settings().database_url, revision)
     click.echo(f"database at {revision}")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp"]), default=None,
+              help="File format; by default from the file name.")
+@click.option("--crs", default=None, help="CRS of the coordinates when the file names none (EPSG:N).")
+@click.option("--layer", default=None, help="Target asset layer (or the GeoPackage layer to read).")
+def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | None) -> None:
+    """Load assets from a file or a folder of files; bad features are reported, good ones kept."""
+    from fieldline.gis.crs import parse_crs
+    from fieldline.gis.db import make_engine, make_sessionmaker
+    from fieldline.gis.errors import GisError
+    from fieldline.gis.importer import count_features, find_sources, import_source
+
+    settings = _settings()
+    try:
+        sources = find_sources(path, layer, fmt)
+        source_crs = parse_crs(crs, "--crs") if crs else None
+        total = sum(count_features(source) for source in sources)
+        engine = make_engine(settings.database_url)
+        summaries = []
+        with make_sessionmaker(engine)() as session, click.progressbar(
+            length=total, label="importing", file=sys.stderr
+        ) as bar:
+            for source in sources:
+                summaries.append(import_source(session, source, source_crs, bar.update))
+    except GisError as exc:
+        raise click.ClickException(exc.detail) from None
+    rejected = 0
+    for summary in summaries:
+        click.echo(
+            f"{summary.layer:<20} {summary.source:<28} read {summary.read:>7}  "
+            f"inserted {summary.inserted:>7}  updated {summary.updated:>7}  "
+            f"rejected {len(summary.rejected):>5}"
+        )
+        for rejection in summary.rejected:
+            click.echo(f"  rejected {summary.source} {rejection}")
+        rejected += len(summary.rejected)
+    if rejected:
+        click.echo(f"{rejected} feature(s) rejected; the others were stored", err=True)
+        sys.exit(3)
 
 
 @main.command()

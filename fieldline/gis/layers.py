@@ -22,6 +22,7 @@ class Attribute:
     required: bool = False
     read_only: bool = False
     ref_layer: str | None = None  # for kind == "ref": the layer whose public id is stored
+    default: object = None  # what an import stores where a file leaves the value empty
 
     @property
     def column(self) -> str:
@@ -56,6 +57,9 @@ class Layer:
     def attribute(self, name: str) -> Attribute | None:
         return self.attribute_index.get(name)
 
+    def nullable(self, attribute: Attribute) -> bool:
+        return bool(self.table.c[attribute.column].nullable)
+
 
 def _zone_district() -> tuple[Attribute, ...]:
     return (Attribute("pressure_zone", "text"), Attribute("district", "text"))
@@ -71,7 +75,7 @@ LAYERS: dict[str, Layer] = {
             "nodes",
             m.Node,
             (
-                Attribute("kind", "text", choices=m.NODE_KINDS),
+                Attribute("kind", "text", choices=m.NODE_KINDS, default="junction"),
                 Attribute("elevation_m", "number", minimum=-500, maximum=9000),
                 *_zone_district(),
             ),
@@ -88,7 +92,7 @@ LAYERS: dict[str, Layer] = {
                 Attribute("install_year", "integer", minimum=1800, maximum=YEAR_MAX),
                 Attribute("depth_m", "number", positive=True, maximum=100),
                 Attribute("length_m", "number", read_only=True),
-                Attribute("status", "text", choices=m.PIPE_STATUSES),
+                Attribute("status", "text", choices=m.PIPE_STATUSES, default="in_service"),
                 *_zone_district(),
             ),
             "Water mains",
@@ -97,10 +101,10 @@ LAYERS: dict[str, Layer] = {
             "valves",
             m.Valve,
             (
-                Attribute("kind", "text", choices=m.VALVE_KINDS),
+                Attribute("kind", "text", choices=m.VALVE_KINDS, default="gate"),
                 Attribute("diameter_mm", "number", positive=True, maximum=DIAMETER_MAX_MM),
-                Attribute("normal_position", "text", choices=m.VALVE_POSITIONS),
-                Attribute("operable", "boolean"),
+                Attribute("normal_position", "text", choices=m.VALVE_POSITIONS, default="open"),
+                Attribute("operable", "boolean", default=True),
                 Attribute("pipe", "ref", ref_layer="pipes"),
                 Attribute("node", "ref", ref_layer="nodes"),
             ),
@@ -110,7 +114,7 @@ LAYERS: dict[str, Layer] = {
             "hydrants",
             m.Hydrant,
             (
-                Attribute("condition", "text", choices=m.HYDRANT_CONDITIONS),
+                Attribute("condition", "text", choices=m.HYDRANT_CONDITIONS, default="good"),
                 Attribute("last_inspected_at", "datetime"),
                 Attribute("pipe", "ref", ref_layer="pipes"),
             ),
@@ -143,7 +147,7 @@ LAYERS: dict[str, Layer] = {
             (
                 Attribute("name", "text", required=True),
                 Attribute("kind", "text", choices=m.STATION_KINDS, required=True),
-                Attribute("metrics", "text_list"),
+                Attribute("metrics", "text_list", default=()),
                 Attribute("pipe", "ref", ref_layer="pipes"),
                 Attribute("node", "ref", ref_layer="nodes"),
             ),
@@ -162,7 +166,7 @@ LAYERS: dict[str, Layer] = {
                 Attribute("osm_id", "integer"),
                 Attribute("name", "text"),
                 Attribute("highway", "text", required=True),
-                Attribute("oneway", "boolean"),
+                Attribute("oneway", "boolean", default=False),
                 Attribute("maxspeed_kph", "number", positive=True, maximum=200, required=True),
                 Attribute("source", "integer", required=True, minimum=0),
                 Attribute("target", "integer", required=True, minimum=0),

@@ -49,7 +49,7 @@ def resolve_references(
                 target.c.public_id.in_(sorted(public_ids))
             )
         )
-        found[name] = {public_id: id_ for public_id, id_ in result.tuples()}
+        found[name] = {public_id: id_ for public_id, id_ in result}
     return found
 
 

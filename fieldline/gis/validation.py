@@ -76,6 +76,8 @@ def parse_properties(layer: Layer, value: Any, *, partial: bool) -> dict[str, An
             raise InvalidField(field, f"unknown attribute; {layer.name} have: {allowed}")
         if attribute.read_only:
             raise InvalidField(field, "is computed and cannot be set")
+        if raw is None and not layer.nullable(attribute):
+            raise InvalidField(field, "must not be null")
         clean[name] = parse_value(attribute, raw, field)
     if not partial:
         for attribute in layer.attributes:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from fieldline import local_services
+from fieldline.local_services import ServicesError, services_up
+from fieldline.settings import Settings
+
+
+def test_services_up_is_idempotent_and_keeps_data(settings: Settings) -> None:
+    lines: list[str] = []
+    services_up(settings, lines.append)
+    services_up(settings, lines.append)
+    assert not [line for line in lines if "installing" in line or "created" in line]
+    assert sum("postgresql: running" in line for line in lines) == 2
+    url = settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        extensions = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+    assert {"postgis", "pgrouting"} <= extensions
+
+
+def test_without_root_it_names_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_services.os, "geteuid", lambda: 1000)
+    with pytest.raises(ServicesError, match="apt-get install -y --no-install-recommends postgresql-15-postgis-3"):
+        local_services.install_packages(["postgresql-15-postgis-3"])
+
+
+def test_a_stopped_local_server_without_root_names_the_start_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_services.os, "geteuid", lambda: 1000)
+    server = local_services.Server("redis", "127.0.0.1", 1, ["redis-server", "--port", "1"])
+    with pytest.raises(ServicesError, match="sudo redis-server --port 1"):
+        local_services.ensure_running(server, lambda line: None)
+
+
+def test_a_remote_server_is_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No connection is attempted: 192.0.2.0/24 is a documentation range.
+    monkeypatch.setattr(local_services, "answers", lambda host, port, timeout_s=1.0: False)
+    started: list[object] = []
+    monkeypatch.setattr(local_services.subprocess, "run", lambda *a, **k: started.append(a))
+    server = local_services.Server("postgresql", "192.0.2.1", 5432, ["pg_ctlcluster"])
+    with pytest.raises(ServicesError, match="does not answer"):
+        local_services.ensure_running(server, lambda line: None)
+    assert started == []
