@@ -19,7 +19,7 @@ services: install
 	$(FIELDLINE) services up
 
 demo: services
-	$(PY) -m fieldline.demo
+	$(FIELDLINE) demo
 
 # pytest exits 5 when it collected nothing: say so rather than fail.
 test: services

@@ -56,9 +56,16 @@ def db_upgrade(revision: str) -> None:
 
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp"]), default=None,
-              help="File format; by default from the file name.")
-@click.option("--crs", default=None, help="CRS of the coordinates when the file names none (EPSG:N).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["geojson", "gpkg", "shp"]),
+    default=None,
+    help="File format; by default from the file name.",
+)
+@click.option(
+    "--crs", default=None, help="CRS of the coordinates when the file names none (EPSG:N)."
+)
 @click.option("--layer", default=None, help="Target asset layer (or the GeoPackage layer to read).")
 def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | None) -> None:
     """Load assets from a file or a folder of files; bad features are reported, good ones kept."""
@@ -74,9 +81,10 @@ def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | No
         total = sum(count_features(source) for source in sources)
         engine = make_engine(settings.database_url)
         summaries = []
-        with make_sessionmaker(engine)() as session, click.progressbar(
-            length=total, label="importing", file=sys.stderr
-        ) as bar:
+        with (
+            make_sessionmaker(engine)() as session,
+            click.progressbar(length=total, label="importing", file=sys.stderr) as bar,
+        ):
             for source in sources:
                 summaries.append(import_source(session, source, source_crs, bar.update))
     except GisError as exc:
@@ -105,6 +113,27 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings()
     run(settings, host or settings.host, port or settings.port)
+
+
+@main.command()
+@click.option(
+    "--fixtures",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of asset files to load (default: the fixture city).",
+)
+def demo(fixtures: Path | None) -> None:
+    """Everything at once on this machine, with the fixture city; prints the URL."""
+    from fieldline import demo as demo_module
+    from fieldline.gis.errors import GisError
+    from fieldline.local_services import ServicesError
+
+    try:
+        demo_module.run(_settings(), fixtures or demo_module.FIXTURE_CITY)
+    except ServicesError as exc:
+        raise click.ClickException(str(exc)) from None
+    except GisError as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 if __name__ == "__main__":

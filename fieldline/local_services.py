@@ -114,9 +114,22 @@ def servers(settings: Settings) -> list[Server]:
             redis.hostname or "",
             redis_port,
             [
-                "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
-                "--port", str(redis_port), "--save", "", "--appendonly", "no",
-                "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/fieldline.log",
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                "/var/lib/redis",
+                "--logfile",
+                "/var/log/redis/fieldline.log",
             ],
         ),
         Server(
@@ -135,9 +148,8 @@ def ensure_running(server: Server, report: Callable[[str], None] = _report) -> N
     if server.host not in LOCAL_HOSTS:
         raise ServicesError(f"{server.name} at {server.host}:{server.port} does not answer")
     if os.geteuid() != 0:
-        raise ServicesError(
-            f"{server.name} is not running; start it as root:\n  sudo {' '.join(server.start_command)}"
-        )
+        command = " ".join(server.start_command)
+        raise ServicesError(f"{server.name} is not running; start it as root:\n  sudo {command}")
     report(f"{server.name}: starting")
     subprocess.run(list(server.start_command), check=True)
     deadline = time.monotonic() + 30

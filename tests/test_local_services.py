@@ -22,11 +22,15 @@ def test_services_up_is_idempotent_and_keeps_data(settings: Settings) -> None:
 
 def test_without_root_it_names_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_services.os, "geteuid", lambda: 1000)
-    with pytest.raises(ServicesError, match="apt-get install -y --no-install-recommends postgresql-15-postgis-3"):
+    with pytest.raises(
+        ServicesError, match="apt-get install -y --no-install-recommends postgresql-15-postgis-3"
+    ):
         local_services.install_packages(["postgresql-15-postgis-3"])
 
 
-def test_a_stopped_local_server_without_root_names_the_start_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_local_server_without_root_names_the_start_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(local_services.os, "geteuid", lambda: 1000)
     server = local_services.Server("redis", "127.0.0.1", 1, ["redis-server", "--port", "1"])
     with pytest.raises(ServicesError, match="sudo redis-server --port 1"):

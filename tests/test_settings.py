@@ -6,7 +6,12 @@ from fieldline.settings import SettingsError, load_settings
 
 
 def test_defaults_point_at_the_local_servers(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FIELDLINE_DATABASE_URL", "FIELDLINE_REDIS_URL", "FIELDLINE_MQTT_URL", "FIELDLINE_PORT"):
+    for name in (
+        "FIELDLINE_DATABASE_URL",
+        "FIELDLINE_REDIS_URL",
+        "FIELDLINE_MQTT_URL",
+        "FIELDLINE_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.database_url == "postgresql+psycopg://localhost/fieldline"
@@ -28,7 +33,9 @@ def test_defaults_point_at_the_local_servers(monkeypatch: pytest.MonkeyPatch) ->
         ("FIELDLINE_PAGE_SIZE", "0"),
     ],
 )
-def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=name):
         load_settings()

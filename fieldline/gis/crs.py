@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely import Geometry
@@ -86,9 +87,7 @@ def from_wgs84(geometry: Geometry, target: Crs) -> Geometry:
     return shapely_transform(geometry, lambda xy: _stack(_transformer(WGS84, target.srid), xy))
 
 
-def _stack(transformer: Transformer, xy):  # type: ignore[no-untyped-def]
-    import numpy as np
-
+def _stack(transformer: Transformer, xy: np.ndarray) -> np.ndarray:
     x, y = transformer.transform(xy[:, 0], xy[:, 1])
     return np.column_stack([x, y])
 

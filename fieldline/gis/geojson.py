@@ -20,14 +20,20 @@ def dumps(value: Any) -> str:
     return _encode(value)
 
 
-def feature_json(layer: Layer, row: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
+def feature_json(
+    layer: Layer, row: Mapping[Any, Any], extra: Mapping[str, Any] | None = None
+) -> str:
     properties = feature_properties(layer, row)
     if extra:
         properties.update(extra)
     return (
-        '{"type":"Feature","id":' + _encode(row["_public_id"])
-        + ',"geometry":' + row["_geometry"]
-        + ',"properties":' + _encode(properties) + "}"
+        '{"type":"Feature","id":'
+        + _encode(row["_public_id"])
+        + ',"geometry":'
+        + row["_geometry"]
+        + ',"properties":'
+        + _encode(properties)
+        + "}"
     )
 
 

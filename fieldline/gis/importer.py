@@ -31,8 +31,15 @@ from fieldline.gis.validation import check_geometry, parse_properties
 
 # Layers are loaded so that every reference points at something already stored.
 IMPORT_ORDER = (
-    "nodes", "pipes", "valves", "hydrants", "meters", "service_connections", "stations",
-    "markers", "roads",
+    "nodes",
+    "pipes",
+    "valves",
+    "hydrants",
+    "meters",
+    "service_connections",
+    "stations",
+    "markers",
+    "roads",
 )
 BATCH_SIZE = 1000
 FORMATS = {"geojson": (".geojson", ".json"), "gpkg": (".gpkg",), "shp": (".shp",)}
@@ -101,7 +108,9 @@ def find_sources(path: Path, layer_name: str | None = None, fmt: str | None = No
         elif not path.is_dir():
             raise GisError(f"cannot tell the layer of {file.name}; name it with --layer")
     if not sources:
-        raise GisError(f"nothing to import in {path}; files are named after layers: {', '.join(LAYERS)}")
+        raise GisError(
+            f"nothing to import in {path}; files are named after layers: {', '.join(LAYERS)}"
+        )
     return sorted(sources, key=lambda s: IMPORT_ORDER.index(s.layer.name))
 
 
@@ -124,7 +133,8 @@ def _defaults(layer: Layer) -> dict[str, Any]:
     """Column values for attributes a file does not have at all."""
     return {
         a.column: list(a.default) if isinstance(a.default, tuple) else a.default
-        for a in layer.attributes if not a.read_only
+        for a in layer.attributes
+        if not a.read_only
     }
 
 
@@ -152,7 +162,9 @@ def read_features(source: Source) -> Iterator[Feature]:
         public_id = values.pop("id", None) or values.pop("public_id", None)
         properties = {name: _coerce(layer, name, value) for name, value in values.items()}
         geometry = shapely.from_wkb(wkb) if wkb is not None else None
-        yield Feature(index + 1, None if public_id is None else str(public_id), geometry, properties)
+        yield Feature(
+            index + 1, None if public_id is None else str(public_id), geometry, properties
+        )
 
 
 def file_crs(source: Source, override: Crs | None) -> Crs:
@@ -168,14 +180,21 @@ def _public_id_pattern(layer: Layer) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(layer.model.id_prefix)}-\d+$")
 
 
-def _validate(layer: Layer, feature: Feature, crs: Crs, id_pattern: re.Pattern[str]) -> dict[str, Any]:
+def _validate(
+    layer: Layer, feature: Feature, crs: Crs, id_pattern: re.Pattern[str]
+) -> dict[str, Any]:
     if feature.public_id is not None and not id_pattern.match(feature.public_id):
-        raise InvalidField("id", f"{feature.public_id!r} is not a {layer.name} id like "
-                                 f"{layer.model.id_prefix}-000123")
+        raise InvalidField(
+            "id",
+            f"{feature.public_id!r} is not a {layer.name} id like {layer.model.id_prefix}-000123",
+        )
     if feature.geometry is None:
         raise InvalidField("geometry", "is missing")
-    properties = {k: v for k, v in feature.properties.items()
-                  if not (layer.attribute(k) and layer.attribute_index[k].read_only)}
+    properties = {
+        k: v
+        for k, v in feature.properties.items()
+        if not (layer.attribute(k) and layer.attribute_index[k].read_only)
+    }
     clean = parse_properties(layer, properties, partial=False)
     clean["geom"] = check_geometry(layer, feature.geometry, crs, "geometry")
     return clean
@@ -195,7 +214,9 @@ def _upsert(layer: Layer, with_ids: bool) -> Any:
 
 
 def _store(
-    session: Session, layer: Layer, batch: list[tuple[Feature, dict[str, Any]]],
+    session: Session,
+    layer: Layer,
+    batch: list[tuple[Feature, dict[str, Any]]],
     summary: LayerSummary,
 ) -> None:
     references = resolve_references(session, layer, [clean for _, clean in batch])
@@ -205,7 +226,9 @@ def _store(
         try:
             values = column_values(layer, clean, references)
         except InvalidField as exc:
-            summary.rejected.append(Rejection(feature.number, feature.public_id, exc.field, exc.detail))
+            summary.rejected.append(
+                Rejection(feature.number, feature.public_id, exc.field, exc.detail)
+            )
             continue
         values = _defaults(layer) | values
         values["geom"] = geometry_value(geometry)
@@ -221,8 +244,11 @@ def _store(
 
 
 def _write_group(
-    session: Session, layer: Layer, with_ids: bool,
-    group: list[tuple[Feature, dict[str, Any]]], summary: LayerSummary,
+    session: Session,
+    layer: Layer,
+    with_ids: bool,
+    group: list[tuple[Feature, dict[str, Any]]],
+    summary: LayerSummary,
 ) -> None:
     statement = _upsert(layer, with_ids)
     try:
@@ -237,7 +263,9 @@ def _write_group(
                     results.append(session.execute(statement, [values]).scalar_one())
             except IntegrityError as exc:
                 reason = str(exc.orig).splitlines()[0]
-                summary.rejected.append(Rejection(feature.number, feature.public_id, "feature", reason))
+                summary.rejected.append(
+                    Rejection(feature.number, feature.public_id, "feature", reason)
+                )
     summary.inserted += sum(1 for inserted in results if inserted)
     summary.updated += sum(1 for inserted in results if not inserted)
 
@@ -246,11 +274,13 @@ def advance_public_ids(session: Session, layer: Layer) -> None:
     """After ids came from a file, new assets must continue after the highest one."""
     table = layer.table.name
     prefix = layer.model.id_prefix
-    session.execute(sa.text(
-        f"SELECT setval('{table}_public_seq', m) FROM ("  # noqa: S608 - names from LAYERS
-        f" SELECT max(substring(public_id from '[0-9]+$')::bigint) AS m FROM {table}"
-        f" WHERE public_id ~ '^{prefix}-[0-9]+$') AS highest WHERE m IS NOT NULL"
-    ))
+    session.execute(
+        sa.text(
+            f"SELECT setval('{table}_public_seq', m) FROM ("  # noqa: S608 - names from LAYERS
+            f" SELECT max(substring(public_id from '[0-9]+$')::bigint) AS m FROM {table}"
+            f" WHERE public_id ~ '^{prefix}-[0-9]+$') AS highest WHERE m IS NOT NULL"
+        )
+    )
 
 
 def import_source(
@@ -266,7 +296,9 @@ def import_source(
         try:
             batch.append((feature, _validate(layer, feature, source_crs, id_pattern)))
         except InvalidField as exc:
-            summary.rejected.append(Rejection(feature.number, feature.public_id, exc.field, exc.detail))
+            summary.rejected.append(
+                Rejection(feature.number, feature.public_id, exc.field, exc.detail)
+            )
         if len(batch) >= BATCH_SIZE:
             _store(session, layer, batch, summary)
             batch = []
@@ -280,7 +312,9 @@ def import_source(
 
 
 def import_path(
-    session: Session, sources: Sequence[Source], crs: Crs | None = None,
+    session: Session,
+    sources: Sequence[Source],
+    crs: Crs | None = None,
     progress: Progress | None = None,
 ) -> list[LayerSummary]:
     return [import_source(session, source, crs, progress) for source in sources]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from fieldline.gis import models as m
 
 
@@ -51,8 +53,9 @@ class Layer:
         return "LineString" if self.model.geometry_type == "LINESTRING" else "Point"
 
     @property
-    def table(self):  # type: ignore[no-untyped-def]
-        return self.model.__table__
+    def table(self) -> sa.Table:
+        table: sa.Table = self.model.__table__  # type: ignore[assignment]
+        return table
 
     def attribute(self, name: str) -> Attribute | None:
         return self.attribute_index.get(name)

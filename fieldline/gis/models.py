@@ -63,7 +63,8 @@ class Asset(Base):
             nullable=False,
             unique=True,
             server_default=sa.text(
-                f"'{cls.id_prefix}-' || lpad(nextval('{cls.__tablename__}_public_seq')::text, 6, '0')"
+                f"'{cls.id_prefix}-' || "
+                f"lpad(nextval('{cls.__tablename__}_public_seq')::text, 6, '0')"
             ),
         )
 
@@ -172,9 +173,7 @@ class Station(Asset):
     id_prefix = "S"
     name: Mapped[str] = mapped_column(sa.Text, nullable=False)
     kind: Mapped[str] = mapped_column(sa.Text, nullable=False)
-    metrics: Mapped[list[str]] = mapped_column(
-        ARRAY(sa.Text), nullable=False, server_default="{}"
-    )
+    metrics: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), nullable=False, server_default="{}")
     pipe_id: Mapped[int | None] = _asset_ref("pipes")
     node_id: Mapped[int | None] = _asset_ref("nodes")
     __table_args__ = (_choice("kind", STATION_KINDS),)
@@ -229,7 +228,15 @@ class AssetEdit(Base):
 
 
 ASSET_MODELS: tuple[type[Asset], ...] = (
-    Node, Pipe, Valve, Hydrant, Meter, ServiceConnection, Station, Marker, Road,
+    Node,
+    Pipe,
+    Valve,
+    Hydrant,
+    Meter,
+    ServiceConnection,
+    Station,
+    Marker,
+    Road,
 )
 
 
@@ -239,7 +246,7 @@ def _add_geography_indexes() -> None:
     from geoalchemy2 import Geography
 
     for model in ASSET_MODELS:
-        table = model.__table__
+        table: sa.Table = model.__table__  # type: ignore[assignment]
         sa.Index(
             f"ix_{table.name}_geog",
             sa.cast(table.c.geom, Geography(srid=SRID)),

@@ -24,8 +24,19 @@ from fieldline.gis.validation import parse_value
 
 # Query parameters that are not attribute filters.
 RESERVED_PARAMS = frozenset(
-    {"bbox", "bbox-crs", "crs", "near", "radius_m", "nearest", "k", "intersects", "limit",
-     "cursor", "f"}
+    {
+        "bbox",
+        "bbox-crs",
+        "crs",
+        "near",
+        "radius_m",
+        "nearest",
+        "k",
+        "intersects",
+        "limit",
+        "cursor",
+        "f",
+    }
 )
 
 
@@ -69,9 +80,7 @@ def _reference_columns(layer: Layer) -> tuple[list[Any], Any]:
     for attribute in layer.attributes:
         if attribute.kind == "ref":
             target = LAYERS[attribute.ref_layer or ""].table.alias(f"ref_{attribute.name}")
-            from_clause = from_clause.outerjoin(
-                target, target.c.id == table.c[attribute.column]
-            )
+            from_clause = from_clause.outerjoin(target, target.c.id == table.c[attribute.column])
             columns.append(target.c.public_id.label(attribute.name))
         else:
             columns.append(table.c[attribute.column].label(attribute.name))
@@ -80,7 +89,7 @@ def _reference_columns(layer: Layer) -> tuple[list[Any], Any]:
 
 
 def geojson_column(layer: Layer, crs: Crs) -> Any:
-    geom = layer.table.c.geom
+    geom: Any = layer.table.c.geom
     if crs.srid != SRID:
         geom = sa.func.ST_Transform(geom, crs.srid)
     # options=0: no "crs" member, which RFC 7946 dropped; the Content-Crs header says it.
@@ -90,9 +99,12 @@ def geojson_column(layer: Layer, crs: Crs) -> Any:
 def select_features(layer: Layer, query: FeatureQuery) -> sa.Select[Any]:
     table = layer.table
     columns, from_clause = _reference_columns(layer)
-    head = [table.c.id.label("_id"), table.c.public_id.label("_public_id"),
-            geojson_column(layer, query.out_crs)]
-    conditions = []
+    head: list[Any] = [
+        table.c.id.label("_id"),
+        table.c.public_id.label("_public_id"),
+        geojson_column(layer, query.out_crs),
+    ]
+    conditions: list[Any] = []
     order: list[Any] = [table.c.id]
     limit = query.limit
 
@@ -176,7 +188,7 @@ def _query_value(attribute: Attribute, raw: str, field: str) -> Any:
     return parse_value(attribute, value, field)
 
 
-def feature_properties(layer: Layer, row: Mapping[str, Any]) -> dict[str, Any]:
+def feature_properties(layer: Layer, row: Mapping[Any, Any]) -> dict[str, Any]:
     properties = {a.name: row[a.name] for a in layer.attributes}
     for name in COMMON_PROPERTIES:
         properties[name] = row[name]
@@ -187,15 +199,17 @@ def feature_properties(layer: Layer, row: Mapping[str, Any]) -> dict[str, Any]:
 
 def around(
     connection: sa.Connection, lon: float, lat: float, radius_m: float, limit: int
-) -> list[tuple[Layer, Mapping[str, Any]]]:
+) -> list[tuple[Layer, Mapping[Any, Any]]]:
     """What lies within `radius_m` of a point across every network layer, nearest first."""
-    found: list[tuple[Layer, Mapping[str, Any]]] = []
+    found: list[tuple[Layer, Mapping[Any, Any]]] = []
     for layer in LAYERS.values():
         if not layer.network:
             continue
         query = FeatureQuery(near=(lon, lat, radius_m), limit=limit)
-        statement = select_features(layer, query).order_by(None).order_by(
-            sa.literal_column("distance_m"), layer.table.c.id
+        statement = (
+            select_features(layer, query)
+            .order_by(None)
+            .order_by(sa.literal_column("distance_m"), layer.table.c.id)
         )
         found.extend((layer, row) for row in connection.execute(statement).mappings())
     found.sort(key=lambda item: (item[1]["distance_m"], item[0].name, item[1]["_id"]))

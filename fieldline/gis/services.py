@@ -84,7 +84,7 @@ def _integrity_detail(exc: IntegrityError) -> str:
 
 def read_feature(
     session: Session, layer: Layer, public_id: str, crs: Crs | None = None
-) -> Mapping[str, Any]:
+) -> Mapping[Any, Any]:
     query = FeatureQuery() if crs is None else FeatureQuery(out_crs=crs)
     statement = select_features(layer, query).where(layer.table.c.public_id == public_id)
     row = session.execute(statement).mappings().first()
@@ -112,7 +112,10 @@ def create_asset(
             ).scalar_one()
             session.add(
                 AssetEdit(
-                    layer=layer.name, asset_id=public_id, action="create", actor=actor,
+                    layer=layer.name,
+                    asset_id=public_id,
+                    action="create",
+                    actor=actor,
                     source=source,
                     new_value={k: json_value(v) for k, v in properties.items()}
                     | {"geometry": shapely.geometry.mapping(geometry)},
@@ -136,13 +139,20 @@ def update_asset(
     table = layer.table
     current = read_feature(session, layer, public_id)
     changed = {
-        name: value for name, value in properties.items()
+        name: value
+        for name, value in properties.items()
         if json_value(value) != json_value(current[name])
     }
     edits = [
         AssetEdit(
-            layer=layer.name, asset_id=public_id, action="update", field=name, actor=actor,
-            source=source, old_value=json_value(current[name]), new_value=json_value(value),
+            layer=layer.name,
+            asset_id=public_id,
+            action="update",
+            field=name,
+            actor=actor,
+            source=source,
+            old_value=json_value(current[name]),
+            new_value=json_value(value),
         )
         for name, value in changed.items()
     ]
@@ -153,8 +163,13 @@ def update_asset(
             values["geom"] = geometry_value(geometry)
             edits.append(
                 AssetEdit(
-                    layer=layer.name, asset_id=public_id, action="update", field="geometry",
-                    actor=actor, source=source, old_value=old_geometry,
+                    layer=layer.name,
+                    asset_id=public_id,
+                    action="update",
+                    field="geometry",
+                    actor=actor,
+                    source=source,
+                    old_value=old_geometry,
                     new_value=shapely.geometry.mapping(geometry),
                 )
             )
@@ -181,8 +196,13 @@ def delete_asset(session: Session, layer: Layer, public_id: str, actor: str) -> 
             session.execute(sa.delete(table).where(table.c.public_id == public_id))
             session.add(
                 AssetEdit(
-                    layer=layer.name, asset_id=public_id, action="delete", actor=actor,
-                    old_value={k: json_value(v) for k, v in feature_properties(layer, current).items()}
+                    layer=layer.name,
+                    asset_id=public_id,
+                    action="delete",
+                    actor=actor,
+                    old_value={
+                        k: json_value(v) for k, v in feature_properties(layer, current).items()
+                    }
                     | {"geometry": json.loads(current["_geometry"])},
                 )
             )

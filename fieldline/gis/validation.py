@@ -28,7 +28,9 @@ def parse_geometry(layer: Layer, value: Any, crs: Crs, field: str = "geometry") 
         raise InvalidField(field, "must be a GeoJSON geometry object")
     kind = value.get("type")
     if kind != layer.geometry_type:
-        raise InvalidField(f"{field}.type", f"{layer.name} need a {layer.geometry_type}, got {kind!r}")
+        raise InvalidField(
+            f"{field}.type", f"{layer.name} need a {layer.geometry_type}, got {kind!r}"
+        )
     try:
         geometry = shape(value)
     except Exception as exc:  # shapely raises several types for malformed coordinates
@@ -96,6 +98,7 @@ def parse_value(attribute: Attribute, raw: Any, field: str) -> Any:
     if attribute.choices and value not in attribute.choices:
         raise InvalidField(field, f"{value!r} is not one of: {', '.join(attribute.choices)}")
     if attribute.kind in {"number", "integer"}:
+        assert isinstance(value, int | float)
         if attribute.positive and value <= 0:
             raise InvalidField(field, "must be greater than 0")
         if attribute.minimum is not None and value < attribute.minimum:

@@ -16,7 +16,9 @@ def create_app(
     settings: Settings | None = None, *, bind: sa.Engine | sa.Connection | None = None
 ) -> Flask:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = Flask(__name__)
     app.config.update(
         FIELDLINE_SETTINGS=settings,
@@ -30,7 +32,9 @@ def create_app(
 
     from fieldline.server.assets.views import blueprint as assets
     from fieldline.server.health.views import blueprint as health
+    from fieldline.server.home.views import blueprint as home
 
+    app.register_blueprint(home)
     app.register_blueprint(health)
     app.register_blueprint(assets, url_prefix="/api/v1/assets")
     return app

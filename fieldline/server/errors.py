@@ -61,8 +61,15 @@ class Unprocessable(AppError):
     status, title = 422, "Unprocessable Content"
 
 
-def problem(status: int, title: str, detail: str, field: str | None = None, **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem(
+    status: int, title: str, detail: str, field: str | None = None, **extra: Any
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if field:
         body["field"] = field
         body["invalid_params"] = [{"name": field, "reason": detail}]

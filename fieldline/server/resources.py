@@ -30,7 +30,9 @@ class Resources:
         self.sessions = make_sessionmaker(self.bind)
 
     @classmethod
-    def from_settings(cls, settings: Settings, bind: sa.Engine | sa.Connection | None = None):  # type: ignore[no-untyped-def]
+    def from_settings(
+        cls, settings: Settings, bind: sa.Engine | sa.Connection | None = None
+    ) -> Resources:
         return cls(settings, bind if bind is not None else make_engine(settings.database_url))
 
     def check_database(self) -> None:

@@ -13,7 +13,7 @@ from gunicorn.app.base import BaseApplication
 from fieldline.settings import Settings
 
 
-class FieldlineServer(BaseApplication):  # type: ignore[misc]
+class FieldlineServer(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
         self.options = options

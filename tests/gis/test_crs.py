@@ -23,7 +23,9 @@ def test_parse_crs(text: str, srid: int) -> None:
     assert parse_crs(text).srid == srid
 
 
-@pytest.mark.parametrize("text", ["EPSG:1", "banana", "http://www.opengis.net/def/crs/OGC/1.3/CRS27", ""])
+@pytest.mark.parametrize(
+    "text", ["EPSG:1", "banana", "http://www.opengis.net/def/crs/OGC/1.3/CRS27", ""]
+)
 def test_unknown_crs_names_the_field(text: str) -> None:
     with pytest.raises(InvalidField) as caught:
         parse_crs(text, "bbox-crs")

@@ -20,8 +20,11 @@ def write(path: Path, features: list[dict]) -> Path:
 
 
 def valve(fid: str | None, **properties: object) -> dict:
-    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.95, 60.17]},
-               "properties": {"kind": "gate", "diameter_mm": 150, "operable": True} | properties}
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [24.95, 60.17]},
+        "properties": {"kind": "gate", "diameter_mm": 150, "operable": True} | properties,
+    }
     if fid:
         feature["id"] = fid
     return feature
@@ -35,22 +38,31 @@ def test_fixture_city_is_fully_loaded(session: Session) -> None:
 
 def test_bad_rows_are_named_and_good_ones_kept(session: Session, tmp_path: Path) -> None:
     pipe = load_fixture("pipes")[0]["id"]
-    path = write(tmp_path / "valves.geojson", [
-        valve("V-900001", pipe=pipe),
-        valve("V-900002", kind="sluice"),
-        valve("V-900003", pipe="P-999999"),
-        valve("V-900004", diameter_mm=-3),
-        valve("not-an-id"),
-        valve(None, operable=None),
-    ])
+    path = write(
+        tmp_path / "valves.geojson",
+        [
+            valve("V-900001", pipe=pipe),
+            valve("V-900002", kind="sluice"),
+            valve("V-900003", pipe="P-999999"),
+            valve("V-900004", diameter_mm=-3),
+            valve("not-an-id"),
+            valve(None, operable=None),
+        ],
+    )
     (summary,) = import_path(session, find_sources(path))
     assert (summary.read, summary.inserted, summary.updated) == (6, 2, 0)
     assert [(r.number, r.field) for r in summary.rejected] == [
-        (2, "properties.kind"), (3, "properties.pipe"), (4, "properties.diameter_mm"), (5, "id"),
+        (2, "properties.kind"),
+        (3, "properties.pipe"),
+        (4, "properties.diameter_mm"),
+        (5, "id"),
     ]
-    stored = session.execute(sa.text(
-        "SELECT v.public_id, p.public_id, v.operable FROM valves v LEFT JOIN pipes p ON p.id = v.pipe_id "
-        "WHERE v.public_id = 'V-900001'")).one()
+    stored = session.execute(
+        sa.text(
+            "SELECT v.public_id, p.public_id, v.operable FROM valves v"
+            " LEFT JOIN pipes p ON p.id = v.pipe_id WHERE v.public_id = 'V-900001'"
+        )
+    ).one()
     assert tuple(stored) == ("V-900001", pipe, True)
 
 
@@ -60,8 +72,9 @@ def test_reimport_updates_in_place(session: Session, tmp_path: Path) -> None:
     write(path, [valve("V-900010", diameter_mm=300), valve("V-900011")])
     (summary,) = import_path(session, find_sources(path))
     assert (summary.inserted, summary.updated, summary.rejected) == (0, 2, [])
-    diameter = session.execute(sa.text(
-        "SELECT diameter_mm FROM valves WHERE public_id = 'V-900010'")).scalar_one()
+    diameter = session.execute(
+        sa.text("SELECT diameter_mm FROM valves WHERE public_id = 'V-900010'")
+    ).scalar_one()
     assert diameter == 300
 
 

@@ -14,10 +14,14 @@ HYDRANTS = LAYERS["hydrants"]
 
 
 def test_a_good_pipe_passes() -> None:
-    geometry = parse_geometry(PIPES, {"type": "LineString", "coordinates": [[24.9, 60.1], [24.91, 60.1]]}, CRS84)
+    geometry = parse_geometry(
+        PIPES, {"type": "LineString", "coordinates": [[24.9, 60.1], [24.91, 60.1]]}, CRS84
+    )
     assert geometry.geom_type == "LineString"
     assert parse_properties(PIPES, {"diameter_mm": 150, "material": "PVC"}, partial=False) == {
-        "diameter_mm": 150.0, "material": "PVC"}
+        "diameter_mm": 150.0,
+        "material": "PVC",
+    }
 
 
 def test_z_coordinates_are_dropped() -> None:

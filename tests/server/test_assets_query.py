@@ -52,7 +52,9 @@ def hydrants() -> list[dict[str, Any]]:
 
 
 def to_local(geometry: shapely.Geometry) -> shapely.Geometry:
-    return shapely.transform(geometry, lambda xy: np.column_stack(TO_LOCAL.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        geometry, lambda xy: np.column_stack(TO_LOCAL.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
 def centre(features: list[dict[str, Any]]) -> tuple[float, float]:
@@ -60,7 +62,9 @@ def centre(features: list[dict[str, Any]]) -> tuple[float, float]:
     return (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
 
 
-def test_bbox_returns_exactly_the_pipes_shapely_finds(client: FlaskClient, pipes: list[dict]) -> None:
+def test_bbox_returns_exactly_the_pipes_shapely_finds(
+    client: FlaskClient, pipes: list[dict]
+) -> None:
     lon, lat = centre(pipes)
     area = box(lon - 0.01, lat - 0.005, lon + 0.01, lat + 0.005)
     expected = {f["id"] for f in pipes if shape(f["geometry"]).intersects(area)}
@@ -88,17 +92,18 @@ def test_near_matches_geodesic_distances(client: FlaskClient, hydrants: list[dic
     got = fetch_all(client, f"/api/v1/assets/hydrants?near={lon},{lat}&radius_m={radius_m}")
     assert {f["id"] for f in got} == expected
     for feature in got:
-        assert feature["properties"]["distance_m"] == pytest.approx(distances[feature["id"]], abs=0.01)
+        assert feature["properties"]["distance_m"] == pytest.approx(
+            distances[feature["id"]], abs=0.01
+        )
 
 
-def test_nearest_pipes_agree_with_projected_distances(client: FlaskClient, pipes: list[dict]) -> None:
+def test_nearest_pipes_agree_with_projected_distances(
+    client: FlaskClient, pipes: list[dict]
+) -> None:
     lon, lat = centre(pipes)
     lon += 0.0013  # off any street corner
     point = shapely.Point(TO_LOCAL.transform(lon, lat))
-    local = {
-        f["id"]: to_local(shape(f["geometry"])).distance(point)
-        for f in pipes
-    }
+    local = {f["id"]: to_local(shape(f["geometry"])).distance(point) for f in pipes}
     ranked = sorted(local, key=local.__getitem__)
     body = client.get(f"/api/v1/assets/pipes?nearest={lon},{lat}&k=5").json
     got = [f["id"] for f in body["features"]]
@@ -107,12 +112,16 @@ def test_nearest_pipes_agree_with_projected_distances(client: FlaskClient, pipes
     # ETRS-TM35FIN distorts by < 0.1 % here; ties within that may swap, nothing else may.
     for rank, fid in enumerate(got):
         assert local[fid] == pytest.approx(local[ranked[rank]], rel=2e-3, abs=0.05)
-        assert body["features"][rank]["properties"]["distance_m"] == pytest.approx(local[fid], rel=2e-3, abs=0.05)
+        assert body["features"][rank]["properties"]["distance_m"] == pytest.approx(
+            local[fid], rel=2e-3, abs=0.05
+        )
 
 
 def test_intersects_polygon_in_wkt_and_geojson(client: FlaskClient, pipes: list[dict]) -> None:
     lon, lat = centre(pipes)
-    triangle = shapely.Polygon([(lon - 0.008, lat - 0.004), (lon + 0.008, lat - 0.004), (lon, lat + 0.005)])
+    triangle = shapely.Polygon(
+        [(lon - 0.008, lat - 0.004), (lon + 0.008, lat - 0.004), (lon, lat + 0.005)]
+    )
     expected = {f["id"] for f in pipes if shape(f["geometry"]).intersects(triangle)}
     by_wkt = fetch_all(client, f"/api/v1/assets/pipes?intersects={triangle.wkt}&limit=1000")
     by_json = fetch_all(
@@ -124,8 +133,11 @@ def test_intersects_polygon_in_wkt_and_geojson(client: FlaskClient, pipes: list[
 def test_attribute_filters(client: FlaskClient, pipes: list[dict]) -> None:
     def keep(p: dict) -> bool:
         props = p["properties"]
-        return (props["material"] == "cast_iron" and props["diameter_mm"] >= 150
-                and props["install_year"] <= 1960)
+        return (
+            props["material"] == "cast_iron"
+            and props["diameter_mm"] >= 150
+            and props["install_year"] <= 1960
+        )
 
     expected = {f["id"] for f in pipes if keep(f)}
     assert expected, "fixture city should have old cast iron mains"
@@ -152,8 +164,10 @@ def test_output_crs_round_trip_matches_pyproj(client: FlaskClient, hydrants: lis
     ex, ey = TO_LOCAL.transform(lon, lat)
     assert (x, y) == pytest.approx((ex, ey), abs=0.01)
     # And back: a bbox given in EPSG:3067 around that point finds the hydrant.
-    url = (f"/api/v1/assets/hydrants?bbox={x - 1},{y - 1},{x + 1},{y + 1}"
-           "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3067")
+    url = (
+        f"/api/v1/assets/hydrants?bbox={x - 1},{y - 1},{x + 1},{y + 1}"
+        "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3067"
+    )
     assert feature["id"] in {f["id"] for f in client.get(url).json["features"]}
 
 
@@ -209,7 +223,9 @@ def test_pipe_length_is_geodesic(client: FlaskClient, pipes: list[dict]) -> None
         ("material_min=PVC", "material_min"),
     ],
 )
-def test_bad_query_parameters_are_400_naming_the_field(client: FlaskClient, query: str, field: str) -> None:
+def test_bad_query_parameters_are_400_naming_the_field(
+    client: FlaskClient, query: str, field: str
+) -> None:
     response = client.get(f"/api/v1/assets/pipes?{query}")
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"

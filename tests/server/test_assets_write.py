@@ -41,15 +41,33 @@ def test_create_pipe_then_read_it(client: FlaskClient, connection: sa.Connection
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9, 60.1]}}, "geometry.type"),
-        (pipe_body() | {"geometry": {"type": "LineString", "coordinates": [[24.9, 60.1]]}}, "geometry.coordinates"),
-        (pipe_body() | {"geometry": {"type": "LineString", "coordinates": [[24.9, 60.1], [24.9, 60.1]]}},
-         "geometry.coordinates"),
-        (pipe_body() | {"geometry": {"type": "LineString", "coordinates": [[24.9, 95.0], [24.9, 60.1]]}},
-         "geometry.coordinates"),
-        (pipe_body() | {"geometry": {"type": "LineString", "coordinates": [[200, 60], [24.9, 60.1]]}},
-         "geometry.coordinates"),
-        (pipe_body() | {"geometry": {"type": "LineString", "coordinates": "nope"}}, "geometry.coordinates"),
+        (
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9, 60.1]}},
+            "geometry.type",
+        ),
+        (
+            pipe_body() | {"geometry": {"type": "LineString", "coordinates": [[24.9, 60.1]]}},
+            "geometry.coordinates",
+        ),
+        (
+            pipe_body()
+            | {"geometry": {"type": "LineString", "coordinates": [[24.9, 60.1], [24.9, 60.1]]}},
+            "geometry.coordinates",
+        ),
+        (
+            pipe_body()
+            | {"geometry": {"type": "LineString", "coordinates": [[24.9, 95.0], [24.9, 60.1]]}},
+            "geometry.coordinates",
+        ),
+        (
+            pipe_body()
+            | {"geometry": {"type": "LineString", "coordinates": [[200, 60], [24.9, 60.1]]}},
+            "geometry.coordinates",
+        ),
+        (
+            pipe_body() | {"geometry": {"type": "LineString", "coordinates": "nope"}},
+            "geometry.coordinates",
+        ),
         (pipe_body() | {"geometry": None}, "geometry"),
         (pipe_body(material="PCV"), "properties.material"),
         (pipe_body(diameter_mm=-100), "properties.diameter_mm"),
@@ -80,7 +98,9 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
 def test_body_must_be_json(client: FlaskClient) -> None:
     response = client.post("/api/v1/assets/pipes", data="x", content_type="text/plain")
     assert response.status_code == 415
-    response = client.post("/api/v1/assets/pipes", data="{not json", content_type="application/json")
+    response = client.post(
+        "/api/v1/assets/pipes", data="{not json", content_type="application/json"
+    )
     assert response.status_code == 422
     assert response.json["field"] == "body"
 
@@ -91,18 +111,26 @@ def test_geometry_in_another_crs(client: FlaskClient) -> None:
         "geometry": {"type": "Point", "coordinates": [385700.0, 6672126.0]},
         "properties": {"condition": "fair"},
     }
-    response = client.post("/api/v1/assets/hydrants", json=body,
-                           headers={"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/3067>"})
+    response = client.post(
+        "/api/v1/assets/hydrants",
+        json=body,
+        headers={"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/3067>"},
+    )
     assert response.status_code == 201, response.json
     lon, lat = response.json["geometry"]["coordinates"]
     assert lon == pytest.approx(24.94, abs=0.01) and lat == pytest.approx(60.17, abs=0.01)
 
 
-def test_duplicate_meter_serial_is_a_conflict(client: FlaskClient, connection: sa.Connection) -> None:
+def test_duplicate_meter_serial_is_a_conflict(
+    client: FlaskClient, connection: sa.Connection
+) -> None:
     meter = load_fixture("meters")[0]
     before = count(connection, "meters")
-    body = {"type": "Feature", "geometry": meter["geometry"],
-            "properties": {"serial": meter["properties"]["serial"]}}
+    body = {
+        "type": "Feature",
+        "geometry": meter["geometry"],
+        "properties": {"serial": meter["properties"]["serial"]},
+    }
     response = client.post("/api/v1/assets/meters", json=body)
     assert response.status_code == 409
     assert count(connection, "meters") == before
@@ -112,8 +140,13 @@ def test_patch_records_who_changed_what(client: FlaskClient) -> None:
     pipe = load_fixture("pipes")[0]
     url = f"/api/v1/assets/pipes/{pipe['id']}"
     new_diameter = pipe["properties"]["diameter_mm"] + 50
-    response = client.patch(url, json={"type": "Feature", "properties": {"diameter_mm": new_diameter,
-                                                                          "material": pipe["properties"]["material"]}})
+    response = client.patch(
+        url,
+        json={
+            "type": "Feature",
+            "properties": {"diameter_mm": new_diameter, "material": pipe["properties"]["material"]},
+        },
+    )
     assert response.status_code == 200, response.json
     assert response.json["properties"]["diameter_mm"] == new_diameter
     assert response.json["properties"]["updated_at"] >= response.json["properties"]["created_at"]
@@ -140,7 +173,9 @@ def test_bad_patch_changes_nothing(client: FlaskClient) -> None:
     pipe = load_fixture("pipes")[1]
     url = f"/api/v1/assets/pipes/{pipe['id']}"
     before = client.get(url).json
-    response = client.patch(url, json={"type": "Feature", "properties": {"depth_m": 1.5, "material": "gold"}})
+    response = client.patch(
+        url, json={"type": "Feature", "properties": {"depth_m": 1.5, "material": "gold"}}
+    )
     assert response.status_code == 422
     assert response.json["field"] == "properties.material"
     assert client.get(url).json == before
@@ -155,7 +190,9 @@ def test_delete(client: FlaskClient, connection: sa.Connection) -> None:
     assert edits[-1]["action"] == "delete" and edits[-1]["old"]["geometry"]["type"] == "Point"
 
 
-def test_delete_of_a_referenced_asset_is_a_conflict(client: FlaskClient, connection: sa.Connection) -> None:
+def test_delete_of_a_referenced_asset_is_a_conflict(
+    client: FlaskClient, connection: sa.Connection
+) -> None:
     hydrant = load_fixture("hydrants")[0]
     pipe = hydrant["properties"]["pipe"]
     before = count(connection, "pipes")

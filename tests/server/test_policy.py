@@ -16,8 +16,11 @@ def client_as(role: str, settings: Settings, connection: object) -> FlaskClient:
 @pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
 def test_writes_follow_the_role_table(role: str, settings: Settings, connection: object) -> None:
     client = client_as(role, settings, connection)
-    body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.95, 60.17]},
-            "properties": {"label": "test"}}
+    body = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [24.95, 60.17]},
+        "properties": {"label": "test"},
+    }
     response = client.post("/api/v1/assets/markers", json=body)
     may_write = "assets:write" in ROLE_PERMISSIONS[role]
     assert response.status_code == (201 if may_write else 403)

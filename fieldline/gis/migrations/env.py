@@ -14,12 +14,16 @@ target_metadata = Base.metadata
 FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     return not (type_ == "table" and name in FOREIGN_TABLES)
 
 
 def run_migrations_online() -> None:
-    connectable = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "fieldline.gis.db.alembic_config sets sqlalchemy.url"
+    connectable = sa.create_engine(url, poolclass=sa.NullPool)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -71,10 +71,12 @@ def _point(params: Mapping[str, str], name: str, crs: Crs) -> tuple[float, float
 
 def parse_bbox(params: Mapping[str, str], crs: Crs) -> BaseGeometry:
     values = _numbers(params, "bbox", (4, 6))
-    minx, miny, maxx, maxy = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+    minx, miny, maxx, maxy = (
+        (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+    )
     if minx > maxx or miny > maxy:
         raise InvalidField("bbox", "must be minx,miny,maxx,maxy with min <= max")
-    if crs.geographic and not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+    if crs.geographic and not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
         raise InvalidField("bbox", "is outside longitude -180..180 / latitude -90..90")
     area = box(minx, miny, maxx, maxy)
     if crs.srid != CRS84.srid:
@@ -91,7 +93,9 @@ def parse_area(params: Mapping[str, str], crs: Crs) -> BaseGeometry:
     except Exception:  # json and shapely raise several types for malformed input
         raise InvalidField("intersects", "must be a GeoJSON or WKT polygon") from None
     if geometry.geom_type not in {"Polygon", "MultiPolygon"}:
-        raise InvalidField("intersects", f"must be a Polygon or MultiPolygon, not {geometry.geom_type}")
+        raise InvalidField(
+            "intersects", f"must be a Polygon or MultiPolygon, not {geometry.geom_type}"
+        )
     if shapely.get_num_coordinates(geometry) > MAX_FILTER_VERTICES:
         raise InvalidField("intersects", f"has more than {MAX_FILTER_VERTICES} vertices")
     if not geometry.is_valid:
@@ -99,7 +103,9 @@ def parse_area(params: Mapping[str, str], crs: Crs) -> BaseGeometry:
     return to_wgs84(geometry, crs)
 
 
-def parse_feature_query(layer: Layer, params: Mapping[str, str], settings: Settings) -> FeatureQuery:
+def parse_feature_query(
+    layer: Layer, params: Mapping[str, str], settings: Settings
+) -> FeatureQuery:
     with query_errors():
         out_crs = parse_crs(params["crs"], "crs") if "crs" in params else CRS84
         in_crs = parse_crs(params["bbox-crs"], "bbox-crs") if "bbox-crs" in params else CRS84
@@ -116,8 +122,10 @@ def parse_feature_query(layer: Layer, params: Mapping[str, str], settings: Setti
         if "near" in params:
             if "radius_m" not in params:
                 raise InvalidField("radius_m", "is required with near")
-            query.near = (*_point(params, "near", in_crs),
-                          _number(params, "radius_m", 0, settings.max_radius_m))
+            query.near = (
+                *_point(params, "near", in_crs),
+                _number(params, "radius_m", 0, settings.max_radius_m),
+            )
         elif "radius_m" in params:
             raise InvalidField("near", "is required with radius_m")
         if "nearest" in params:

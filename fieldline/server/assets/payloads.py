@@ -12,7 +12,7 @@ from fieldline.gis.errors import InvalidField
 from fieldline.gis.layers import Layer
 from fieldline.gis.validation import parse_geometry, parse_properties
 from fieldline.server.assets.params import query_errors
-from fieldline.server.errors import UnsupportedMediaType, Unprocessable
+from fieldline.server.errors import Unprocessable, UnsupportedMediaType
 
 JSON_TYPES = {"application/json", "application/geo+json"}
 

@@ -47,11 +47,17 @@ def list_layers() -> Any:
                 "title": layer.title,
                 "geometry_type": layer.geometry_type,
                 "attributes": [
-                    {"name": a.name, "type": a.kind, **({"enum": list(a.choices)} if a.choices else {}),
-                     **({"read_only": True} if a.read_only else {})}
+                    {
+                        "name": a.name,
+                        "type": a.kind,
+                        **({"enum": list(a.choices)} if a.choices else {}),
+                        **({"read_only": True} if a.read_only else {}),
+                    }
                     for a in layer.attributes
                 ],
-                "links": [{"rel": "items", "href": url_for(".list_features", layer_name=layer.name)}],
+                "links": [
+                    {"rel": "items", "href": url_for(".list_features", layer_name=layer.name)}
+                ],
             }
             for layer in LAYERS.values()
         ]
@@ -77,8 +83,11 @@ def list_features(layer_name: str) -> Response:
     if query.nearest is None and len(rows) == query.limit:
         args = request.args.to_dict() | {"cursor": str(rows[-1]["_id"])}
         links.append(
-            {"rel": "next", "type": GEOJSON,
-             "href": url_for(".list_features", layer_name=layer.name, _external=True, **args)}
+            {
+                "rel": "next",
+                "type": GEOJSON,
+                "href": url_for(".list_features", layer_name=layer.name, _external=True, **args),
+            }
         )
     body = collection_json(
         (feature_json(layer, row) for row in rows), {"numberReturned": len(rows), "links": links}
@@ -147,8 +156,15 @@ def feature_history(layer_name: str, public_id: str) -> Response:
         "asset": public_id,
         "layer": layer.name,
         "edits": [
-            {"at": e.at, "action": e.action, "field": e.field, "old": e.old_value,
-             "new": e.new_value, "actor": e.actor, "source": e.source}
+            {
+                "at": e.at,
+                "action": e.action,
+                "field": e.field,
+                "old": e.old_value,
+                "new": e.new_value,
+                "actor": e.actor,
+                "source": e.source,
+            }
             for e in edits
         ],
     }
