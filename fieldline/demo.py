@@ -36,7 +36,9 @@ def announce(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     click.echo("")
     click.echo(f"Fieldline demo: {base}/")
-    click.echo(f"  pipes in a box    : {base}/api/v1/assets/pipes?bbox=24.940,60.166,24.948,60.172")
+    click.echo(
+        f"  pipes in a box:       {base}/api/v1/assets/pipes?bbox=24.940,60.166,24.948,60.172"
+    )
     click.echo(
         f"  what is near a point: {base}/api/v1/assets/around?lon=24.944&lat=60.169&radius_m=50"
     )

@@ -34,7 +34,8 @@ def parse_geometry(layer: Layer, value: Any, crs: Crs, field: str = "geometry") 
     try:
         geometry = shape(value)
     except Exception as exc:  # shapely raises several types for malformed coordinates
-        raise InvalidField(f"{field}.coordinates", f"malformed coordinates: {exc}") from None
+        reason = str(exc).strip().removeprefix("IllegalArgumentException: ")
+        raise InvalidField(f"{field}.coordinates", f"malformed coordinates: {reason}") from None
     return check_geometry(layer, geometry, crs, field)
 
 
