@@ -29,18 +29,8 @@ from fieldline.gis.layers import LAYERS, Layer, get_layer
 from fieldline.gis.services import column_values, geometry_value, resolve_references
 from fieldline.gis.validation import check_geometry, parse_properties
 
-# Layers are loaded so that every reference points at something already stored.
-IMPORT_ORDER = (
-    "nodes",
-    "pipes",
-    "valves",
-    "hydrants",
-    "meters",
-    "service_connections",
-    "stations",
-    "markers",
-    "roads",
-)
+# LAYERS lists each layer after those it refers to, so references resolve while loading.
+IMPORT_ORDER = tuple(LAYERS)
 BATCH_SIZE = 1000
 FORMATS = {"geojson": (".geojson", ".json"), "gpkg": (".gpkg",), "shp": (".shp",)}
 

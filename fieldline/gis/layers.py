@@ -71,6 +71,7 @@ def _zone_district() -> tuple[Attribute, ...]:
 YEAR_MAX = 2100
 DIAMETER_MAX_MM = 5000
 
+# Each layer comes after the layers it refers to (the importer loads them in this order).
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from fieldline.gis.errors import GisError
 from fieldline.gis.importer import find_sources, import_path
+from fieldline.gis.layers import LAYERS
 from tests.conftest import CITY, load_fixture
 
 
@@ -95,3 +96,11 @@ def test_unknown_layer_file_needs_a_layer_name(tmp_path: Path) -> None:
     with pytest.raises(GisError, match="--layer"):
         find_sources(path)
     assert find_sources(path, "valves")[0].layer.name == "valves"
+
+
+def test_every_layer_comes_after_the_layers_it_refers_to() -> None:
+    order = list(LAYERS)
+    for position, layer in enumerate(LAYERS.values()):
+        for attribute in layer.attributes:
+            if attribute.ref_layer:
+                assert order.index(attribute.ref_layer) < position, (layer.name, attribute.name)
