@@ -15,7 +15,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: object) -> sa.Engine:
-    options: dict[str, object] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    options: dict[str, object] = {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        # Times leave the database as UTC whatever the server's own time zone is.
+        "connect_args": {"options": "-c timezone=UTC"},
+    }
     options.update(kwargs)
     return sa.create_engine(to_sqlalchemy_url(url), **options)
 

@@ -63,8 +63,7 @@ class Asset(Base):
             nullable=False,
             unique=True,
             server_default=sa.text(
-                f"'{cls.id_prefix}-' || "
-                f"lpad(nextval('{cls.__tablename__}_public_seq')::text, 6, '0')"
+                f"fieldline_public_id('{cls.id_prefix}', '{cls.__tablename__}_public_seq')"
             ),
         )
 

@@ -72,20 +72,32 @@ def _wkb_geometry(geometry: BaseGeometry) -> Any:
     return sa.func.ST_GeomFromWKB(sa.literal(geometry.wkb, sa.LargeBinary), SRID)
 
 
-def _reference_columns(layer: Layer) -> tuple[list[Any], Any]:
-    """Attribute columns labelled by public name, with refs joined to their public ids."""
+@dataclass
+class _Plan:
+    """The pieces of a layer query, shared by the row and the GeoJSON document forms."""
+
+    properties: list[tuple[str, Any]]  # public name -> SQL expression
+    from_clause: Any
+    conditions: list[Any]
+    order: list[Any]
+    limit: int
+    distance: Any | None
+
+
+def _properties(layer: Layer) -> tuple[list[tuple[str, Any]], Any]:
+    """Attribute expressions by public name, with refs joined to their public ids."""
     table = layer.table
     from_clause: Any = table
-    columns = []
+    properties: list[tuple[str, Any]] = []
     for attribute in layer.attributes:
         if attribute.kind == "ref":
             target = LAYERS[attribute.ref_layer or ""].table.alias(f"ref_{attribute.name}")
             from_clause = from_clause.outerjoin(target, target.c.id == table.c[attribute.column])
-            columns.append(target.c.public_id.label(attribute.name))
+            properties.append((attribute.name, target.c.public_id))
         else:
-            columns.append(table.c[attribute.column].label(attribute.name))
-    columns.extend(table.c[name].label(name) for name in COMMON_PROPERTIES)
-    return columns, from_clause
+            properties.append((attribute.name, table.c[attribute.column]))
+    properties.extend((name, table.c[name]) for name in COMMON_PROPERTIES)
+    return properties, from_clause
 
 
 def geojson_column(layer: Layer, crs: Crs) -> Any:
@@ -93,53 +105,103 @@ def geojson_column(layer: Layer, crs: Crs) -> Any:
     if crs.srid != SRID:
         geom = sa.func.ST_Transform(geom, crs.srid)
     # options=0: no "crs" member, which RFC 7946 dropped; the Content-Crs header says it.
-    return sa.func.ST_AsGeoJSON(geom, crs.precision, 0).label("_geometry")
+    return sa.func.ST_AsGeoJSON(geom, crs.precision, 0)
 
 
-def select_features(layer: Layer, query: FeatureQuery) -> sa.Select[Any]:
+def _plan(layer: Layer, query: FeatureQuery) -> _Plan:
     table = layer.table
-    columns, from_clause = _reference_columns(layer)
-    head: list[Any] = [
-        table.c.id.label("_id"),
-        table.c.public_id.label("_public_id"),
-        geojson_column(layer, query.out_crs),
-    ]
-    conditions: list[Any] = []
-    order: list[Any] = [table.c.id]
-    limit = query.limit
-
+    properties, from_clause = _properties(layer)
+    plan = _Plan(properties, from_clause, [], [table.c.id], query.limit, None)
     if query.bbox is not None:
-        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.bbox)))
+        plan.conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.bbox)))
     if query.intersects is not None:
-        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.intersects)))
+        plan.conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.intersects)))
     if query.near is not None:
         lon, lat, radius_m = query.near
         point = _point_geography(lon, lat)
-        conditions.append(sa.func.ST_DWithin(geography(table.c.geom), point, radius_m))
-        head.append(sa.func.ST_Distance(geography(table.c.geom), point).label("distance_m"))
+        plan.conditions.append(sa.func.ST_DWithin(geography(table.c.geom), point, radius_m))
+        plan.distance = sa.func.ST_Distance(geography(table.c.geom), point)
     if query.nearest is not None:
         lon, lat, k = query.nearest
         point = _point_geography(lon, lat)
-        head.append(sa.func.ST_Distance(geography(table.c.geom), point).label("distance_m"))
-        # Index-assisted KNN on the sphere; the spheroid distance above is what we report.
-        order = [geography(table.c.geom).op("<->")(point), table.c.id]
-        limit = k
+        # KNN on the sphere through the geography index, alone in its subquery: any other
+        # ORDER BY term would stop PostgreSQL from walking the index. The spheroid distance
+        # is what is reported and sorted on.
+        nearest_ids = (
+            sa.select(table.c.id).order_by(geography(table.c.geom).op("<->")(point)).limit(k)
+        )
+        plan.conditions.append(table.c.id.in_(nearest_ids))
+        plan.distance = sa.func.ST_Distance(geography(table.c.geom), point)
+        plan.order = [plan.distance, table.c.id]
+        plan.limit = k
     for item in query.filters:
         column = _filter_column(layer, item.attribute)
         if item.op == "eq":
-            conditions.append(column == item.value)
+            plan.conditions.append(column == item.value)
         elif item.op == "min":
-            conditions.append(column >= item.value)
+            plan.conditions.append(column >= item.value)
         else:
-            conditions.append(column <= item.value)
+            plan.conditions.append(column <= item.value)
     if query.cursor is not None and query.nearest is None:
-        conditions.append(table.c.id > query.cursor)
+        plan.conditions.append(table.c.id > query.cursor)
+    return plan
+
+
+def select_features(layer: Layer, query: FeatureQuery) -> sa.Select[Any]:
+    """One row per feature with every attribute as a column (for services and checks)."""
+    table = layer.table
+    plan = _plan(layer, query)
+    head: list[Any] = [
+        table.c.id.label("_id"),
+        table.c.public_id.label("_public_id"),
+        geojson_column(layer, query.out_crs).label("_geometry"),
+    ]
+    if plan.distance is not None:
+        head.append(plan.distance.label("distance_m"))
     return (
-        sa.select(*head, *columns)
-        .select_from(from_clause)
-        .where(*conditions)
-        .order_by(*order)
-        .limit(limit)
+        sa.select(*head, *(expression.label(name) for name, expression in plan.properties))
+        .select_from(plan.from_clause)
+        .where(*plan.conditions)
+        .order_by(*plan.order)
+        .limit(plan.limit)
+    )
+
+
+def select_documents(
+    layer: Layer, query: FeatureQuery, extra: Mapping[str, str] | None = None
+) -> sa.Select[Any]:
+    """One GeoJSON Feature per row, as text written by PostgreSQL: `_id`, `_feature`
+    and, for distance queries, `distance_m`.
+
+    Encoding in the database keeps a page of features close to the cost of the SQL alone;
+    Python only joins the texts.
+    """
+    table = layer.table
+    plan = _plan(layer, query)
+    properties = list(plan.properties)
+    head: list[Any] = [table.c.id.label("_id")]
+    if plan.distance is not None:
+        head.append(plan.distance.label("distance_m"))
+        rounded = sa.func.round(sa.cast(plan.distance, sa.Numeric), 3)
+        properties.append(("distance_m", rounded))
+    properties.extend((name, sa.literal(value, sa.Text)) for name, value in (extra or {}).items())
+    pairs = [part for name, expression in properties for part in (sa.literal(name), expression)]
+    document = sa.func.concat(
+        sa.literal('{"type":"Feature","id":'),
+        sa.func.to_json(table.c.public_id),
+        sa.literal(',"geometry":'),
+        geojson_column(layer, query.out_crs),
+        sa.literal(',"properties":'),
+        sa.func.json_build_object(*pairs),
+        sa.literal("}"),
+        type_=sa.Text,
+    )
+    return (
+        sa.select(*head, document.label("_feature"))
+        .select_from(plan.from_clause)
+        .where(*plan.conditions)
+        .order_by(*plan.order)
+        .limit(plan.limit)
     )
 
 
@@ -192,28 +254,30 @@ def feature_properties(layer: Layer, row: Mapping[Any, Any]) -> dict[str, Any]:
     properties = {a.name: row[a.name] for a in layer.attributes}
     for name in COMMON_PROPERTIES:
         properties[name] = row[name]
-    if "distance_m" in row:
-        properties["distance_m"] = round(row["distance_m"], 3)
     return properties
 
 
 def around(
     connection: sa.Connection, lon: float, lat: float, radius_m: float, limit: int
-) -> list[tuple[Layer, Mapping[Any, Any]]]:
-    """What lies within `radius_m` of a point across every network layer, nearest first."""
-    found: list[tuple[Layer, Mapping[Any, Any]]] = []
+) -> list[str]:
+    """What lies within `radius_m` of a point across every network layer, nearest first,
+    as GeoJSON Feature texts carrying their `layer`."""
+    found: list[tuple[float, str, int, str]] = []
     for layer in LAYERS.values():
         if not layer.network:
             continue
         query = FeatureQuery(near=(lon, lat, radius_m), limit=limit)
         statement = (
-            select_features(layer, query)
+            select_documents(layer, query, {"layer": layer.name})
             .order_by(None)
             .order_by(sa.literal_column("distance_m"), layer.table.c.id)
         )
-        found.extend((layer, row) for row in connection.execute(statement).mappings())
-    found.sort(key=lambda item: (item[1]["distance_m"], item[0].name, item[1]["_id"]))
-    return found[:limit]
+        found.extend(
+            (row.distance_m, layer.name, row._id, row._feature)
+            for row in connection.execute(statement)
+        )
+    found.sort()
+    return [feature for *_, feature in found[:limit]]
 
 
 def json_default(value: Any) -> Any:

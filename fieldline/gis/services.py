@@ -23,7 +23,12 @@ from fieldline.gis.crs import Crs
 from fieldline.gis.errors import Conflict, InvalidField, NotFound
 from fieldline.gis.layers import Layer, get_layer
 from fieldline.gis.models import SRID, AssetEdit
-from fieldline.gis.queries import FeatureQuery, feature_properties, select_features
+from fieldline.gis.queries import (
+    FeatureQuery,
+    feature_properties,
+    select_documents,
+    select_features,
+)
 
 
 def json_value(value: Any) -> Any:
@@ -91,6 +96,17 @@ def read_feature(
     if row is None:
         raise NotFound(f"no {layer.name} asset with id {public_id!r}")
     return row
+
+
+def read_document(session: Session, layer: Layer, public_id: str, crs: Crs | None = None) -> str:
+    """One asset as a GeoJSON Feature text."""
+    query = FeatureQuery() if crs is None else FeatureQuery(out_crs=crs)
+    statement = select_documents(layer, query).where(layer.table.c.public_id == public_id)
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        raise NotFound(f"no {layer.name} asset with id {public_id!r}")
+    document: str = row._feature
+    return document
 
 
 def create_asset(

@@ -104,3 +104,18 @@ def test_every_layer_comes_after_the_layers_it_refers_to() -> None:
         for attribute in layer.attributes:
             if attribute.ref_layer:
                 assert order.index(attribute.ref_layer) < position, (layer.name, attribute.name)
+
+
+def test_public_ids_grow_past_six_digits(session: Session) -> None:
+    session.execute(sa.text("SELECT setval('markers_public_seq', 999999)"))
+    created = (
+        session.execute(
+            sa.text(
+                "INSERT INTO markers (geom) VALUES (ST_SetSRID(ST_MakePoint(24.95, 60.17), 4326)),"
+                " (ST_SetSRID(ST_MakePoint(24.95, 60.171), 4326)) RETURNING public_id"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert created == ["PM-1000000", "PM-1000001"]

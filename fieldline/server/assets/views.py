@@ -7,14 +7,14 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 
 from fieldline.gis.crs import CRS84, Crs
-from fieldline.gis.geojson import collection_json, dumps, feature_json
+from fieldline.gis.geojson import collection_json, dumps
 from fieldline.gis.layers import LAYERS, get_layer
-from fieldline.gis.queries import around, select_features
+from fieldline.gis.queries import around, select_documents
 from fieldline.gis.services import (
     asset_history,
     create_asset,
     delete_asset,
-    read_feature,
+    read_document,
     update_asset,
 )
 from fieldline.server.assets.params import (
@@ -68,8 +68,7 @@ def list_layers() -> Any:
 @requires("assets:read")
 def assets_around() -> Response:
     lon, lat, radius_m, limit = parse_around(request.args, resources().settings)
-    rows = around(db().connection(), lon, lat, radius_m, limit)
-    features = [feature_json(layer, row, {"layer": layer.name}) for layer, row in rows]
+    features = around(db().connection(), lon, lat, radius_m, limit)
     return geojson_response(collection_json(features, {"numberReturned": len(features)}))
 
 
@@ -78,10 +77,10 @@ def assets_around() -> Response:
 def list_features(layer_name: str) -> Response:
     layer = get_layer(layer_name)
     query = parse_feature_query(layer, request.args, resources().settings)
-    rows = db().connection().execute(select_features(layer, query)).mappings().all()
+    rows = db().connection().execute(select_documents(layer, query)).all()
     links = [{"rel": "self", "type": GEOJSON, "href": request.url}]
     if query.nearest is None and len(rows) == query.limit:
-        args = request.args.to_dict() | {"cursor": str(rows[-1]["_id"])}
+        args = request.args.to_dict() | {"cursor": str(rows[-1]._id)}
         links.append(
             {
                 "rel": "next",
@@ -90,15 +89,14 @@ def list_features(layer_name: str) -> Response:
             }
         )
     body = collection_json(
-        (feature_json(layer, row) for row in rows), {"numberReturned": len(rows), "links": links}
+        (row._feature for row in rows), {"numberReturned": len(rows), "links": links}
     )
     return geojson_response(body, query.out_crs)
 
 
 def _one(layer_name: str, public_id: str, crs: Crs, status: int = 200) -> Response:
     layer = get_layer(layer_name)
-    row = read_feature(db(), layer, public_id, crs)
-    response = geojson_response(feature_json(layer, row), crs, status)
+    response = geojson_response(read_document(db(), layer, public_id, crs), crs, status)
     if status == 201:
         response.headers["Location"] = url_for(
             ".get_feature", layer_name=layer.name, public_id=public_id, _external=True

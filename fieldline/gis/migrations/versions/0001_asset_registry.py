@@ -31,10 +31,21 @@ ASSET_TABLES = (
 )
 
 
+PUBLIC_ID_FUNCTION = """
+CREATE FUNCTION fieldline_public_id(prefix text, sequence regclass) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT prefix || '-' || lpad(n::text, greatest(6, length(n::text)), '0')
+    FROM nextval(sequence) AS n
+$$
+"""
+
+
 def upgrade() -> None:
-    # Public ids (`P-000123`) come from one sequence per layer.
+    # Public ids (`P-000123`) come from one sequence per layer; the number is zero-padded to
+    # six digits and grows beyond them rather than being cut.
     for table in ASSET_TABLES:
         op.execute(f"CREATE SEQUENCE {table}_public_seq")
+    op.execute(PUBLIC_ID_FUNCTION)
     op.create_table(
         "asset_edits",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -79,7 +90,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'N-' || lpad(nextval('nodes_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('N', 'nodes_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -140,7 +151,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'R-' || lpad(nextval('roads_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('R', 'roads_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -201,7 +212,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'P-' || lpad(nextval('pipes_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('P', 'pipes_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -265,7 +276,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'H-' || lpad(nextval('hydrants_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('H', 'hydrants_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -316,7 +327,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'PM-' || lpad(nextval('markers_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('PM', 'markers_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -366,7 +377,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'M-' || lpad(nextval('meters_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('M', 'meters_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -421,7 +432,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'S-' || lpad(nextval('stations_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('S', 'stations_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -477,7 +488,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text("'V-' || lpad(nextval('valves_public_seq')::text, 6, '0')"),
+            server_default=sa.text("fieldline_public_id('V', 'valves_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -534,9 +545,7 @@ def upgrade() -> None:
         sa.Column(
             "public_id",
             sa.Text(),
-            server_default=sa.text(
-                "'SC-' || lpad(nextval('service_connections_public_seq')::text, 6, '0')"
-            ),
+            server_default=sa.text("fieldline_public_id('SC', 'service_connections_public_seq')"),
             nullable=False,
         ),
         sa.Column(
@@ -624,3 +633,4 @@ def downgrade() -> None:
     op.drop_table("asset_edits")
     for table in ASSET_TABLES:
         op.execute(f"DROP SEQUENCE {table}_public_seq")
+    op.execute("DROP FUNCTION IF EXISTS fieldline_public_id(text, regclass)")
