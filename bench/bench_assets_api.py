@@ -62,9 +62,18 @@ ERA_MATERIALS = {
 }
 DISTRICT_GRID = (4, 3)  # columns west to east, rows south to north
 DISTRICTS = [
-    "Lauttasaari", "Kamppi", "Kallio", "Herttoniemi",
-    "Munkkiniemi", "Pasila", "Vallila", "Vuosaari",
-    "Pitäjänmäki", "Käpylä", "Malmi", "Viikki",
+    "Lauttasaari",
+    "Kamppi",
+    "Kallio",
+    "Herttoniemi",
+    "Munkkiniemi",
+    "Pasila",
+    "Vallila",
+    "Vuosaari",
+    "Pitäjänmäki",
+    "Käpylä",
+    "Malmi",
+    "Viikki",
 ]
 assert all(m in PIPE_MATERIALS for era in ERA_MATERIALS.values() for m in era)
 assert len(DISTRICTS) == DISTRICT_GRID[0] * DISTRICT_GRID[1]
@@ -162,13 +171,22 @@ def load_parameters(count: int) -> dict[str, Any]:
     min_lon, min_lat, max_lon, max_lat = AREA
     m_lat, m_lon_eq = wgs84_metres_per_degree((min_lat + max_lat) / 2)
     return {
-        "count": count, "min_lon": min_lon, "min_lat": min_lat,
-        "lon_span": max_lon - min_lon, "lat_span": max_lat - min_lat,
-        "m_per_deg_lat": m_lat, "m_per_deg_lon_eq": m_lon_eq,
-        "min_length": LENGTH_M[0], "max_length": LENGTH_M[1],
-        "first_year": YEARS[0], "last_year": YEARS[1] - 1,
-        "diameters": [float(d) for d in DIAMETERS_MM], **ERA_MATERIALS,
-        "districts": DISTRICTS, "columns": DISTRICT_GRID[0], "rows": DISTRICT_GRID[1],
+        "count": count,
+        "min_lon": min_lon,
+        "min_lat": min_lat,
+        "lon_span": max_lon - min_lon,
+        "lat_span": max_lat - min_lat,
+        "m_per_deg_lat": m_lat,
+        "m_per_deg_lon_eq": m_lon_eq,
+        "min_length": LENGTH_M[0],
+        "max_length": LENGTH_M[1],
+        "first_year": YEARS[0],
+        "last_year": YEARS[1] - 1,
+        "diameters": [float(d) for d in DIAMETERS_MM],
+        **ERA_MATERIALS,
+        "districts": DISTRICTS,
+        "columns": DISTRICT_GRID[0],
+        "rows": DISTRICT_GRID[1],
     }
 
 
@@ -247,8 +265,10 @@ class Extent:
         return (self.max_lon - self.min_lon) * (self.max_lat - self.min_lat)
 
     def random_point(self, rng: random.Random, margin: tuple[float, float]) -> tuple[float, float]:
-        return (rng.uniform(self.min_lon + margin[0], self.max_lon - margin[0]),
-                rng.uniform(self.min_lat + margin[1], self.max_lat - margin[1]))
+        return (
+            rng.uniform(self.min_lon + margin[0], self.max_lon - margin[0]),
+            rng.uniform(self.min_lat + margin[1], self.max_lat - margin[1]),
+        )
 
 
 def pipe_extent(conn: psycopg.Connection[Any]) -> Extent:
@@ -269,7 +289,8 @@ def bbox_text(centre: tuple[float, float], size: tuple[float, float]) -> str:
 def count_in_bbox(conn: psycopg.Connection[Any], bbox: str) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pipes WHERE ST_Intersects(geom, ST_MakeEnvelope("
-        "%s, %s, %s, %s, 4326))", [float(v) for v in bbox.split(",")]
+        "%s, %s, %s, %s, 4326))",
+        [float(v) for v in bbox.split(",")],
     ).fetchone()
     return int(row[0]) if row else 0
 
@@ -295,8 +316,9 @@ def bbox_size(conn: psycopg.Connection[Any], extent: Extent, pipes: int) -> tupl
     return size
 
 
-def bbox_positions(conn: psycopg.Connection[Any], extent: Extent,
-                   size: tuple[float, float]) -> list[str]:
+def bbox_positions(
+    conn: psycopg.Connection[Any], extent: Extent, size: tuple[float, float]
+) -> list[str]:
     """BBOX_POSITIONS boxes, each holding a count within BBOX_ACCEPT."""
     rng = random.Random(2)
     boxes: list[str] = []
@@ -317,8 +339,9 @@ class Workload:
     iterations: int
 
 
-def bbox_workload(conn: psycopg.Connection[Any], extent: Extent, pipes: int,
-                  iterations: int) -> Workload:
+def bbox_workload(
+    conn: psycopg.Connection[Any], extent: Extent, pipes: int, iterations: int
+) -> Workload:
     boxes = bbox_positions(conn, extent, bbox_size(conn, extent, pipes))
     params = [{"bbox": bbox, "limit": str(BBOX_LIMIT)} for bbox in boxes]
     return Workload(f"assets_bbox_{BBOX_TARGET}", params, params, iterations)
@@ -328,8 +351,9 @@ def nearest_workload(extent: Extent, iterations: int) -> Workload:
     rng = random.Random(3)
     points = [extent.random_point(rng, (0.0, 0.0)) for _ in range(NEAREST_WARMUP + iterations)]
     params = [{"nearest": f"{lon:.6f},{lat:.6f}", "k": str(NEAREST_K)} for lon, lat in points]
-    return Workload(f"assets_nearest_k{NEAREST_K}", params[:NEAREST_WARMUP],
-                    params[NEAREST_WARMUP:], iterations)
+    return Workload(
+        f"assets_nearest_k{NEAREST_K}", params[:NEAREST_WARMUP], params[NEAREST_WARMUP:], iterations
+    )
 
 
 # --- the two sides ------------------------------------------------------------------------
@@ -350,8 +374,9 @@ def api_statement(params: dict[str, str], settings: Settings) -> tuple[str, dict
     """The API's query for this query string as plain rows: the geometry as GeoJSON text
     (ST_AsGeoJSON), every attribute as a column. The API returns the same data, encoded."""
     query = parse_feature_query(PIPES, params, settings)
-    compiled = select_features(PIPES, query).compile(dialect=psycopg_dialect())
-    return str(compiled), dict(compiled.params)
+    statement, values = select_features(PIPES, query)
+    compiled = statement.compile(dialect=psycopg_dialect())
+    return str(compiled), compiled.construct_params(values)
 
 
 def sql_fetch(conn: psycopg.Connection[Any], statement: tuple[str, dict[str, Any]]) -> list[Any]:
@@ -366,8 +391,13 @@ class Sides:
     baseline: Callable[[int], object]
 
 
-def make_sides(http: requests.Session, base: str, conn: psycopg.Connection[Any],
-               params: Sequence[dict[str, str]], settings: Settings) -> Sides:
+def make_sides(
+    http: requests.Session,
+    base: str,
+    conn: psycopg.Connection[Any],
+    params: Sequence[dict[str, str]],
+    settings: Settings,
+) -> Sides:
     urls = [api_url(base, p) for p in params]
     statements = [api_statement(p, settings) for p in params]
     return Sides(lambda i: api_get(http, urls[i]), lambda i: sql_fetch(conn, statements[i]))
@@ -379,8 +409,13 @@ def elapsed_ms(call: Callable[[int], object], index: int) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def verify_bbox(http: requests.Session, base: str, conn: psycopg.Connection[Any],
-                workload: Workload, settings: Settings) -> list[int]:
+def verify_bbox(
+    http: requests.Session,
+    base: str,
+    conn: psycopg.Connection[Any],
+    workload: Workload,
+    settings: Settings,
+) -> list[int]:
     """Features per response at every position; both sides must return the same rows."""
     counts = []
     for params in workload.timed:
@@ -389,8 +424,10 @@ def verify_bbox(http: requests.Session, base: str, conn: psycopg.Connection[Any]
         if rows != returned:
             raise RuntimeError(f"bbox {params['bbox']}: API returned {returned}, SQL {rows}")
         if not BBOX_ACCEPT[0] <= returned <= BBOX_ACCEPT[1]:
-            raise RuntimeError(f"bbox {params['bbox']} returned {returned} features, "
-                               f"outside {BBOX_ACCEPT[0]}-{BBOX_ACCEPT[1]}")
+            raise RuntimeError(
+                f"bbox {params['bbox']} returned {returned} features, "
+                f"outside {BBOX_ACCEPT[0]}-{BBOX_ACCEPT[1]}"
+            )
         counts.append(returned)
     return counts
 
@@ -421,15 +458,23 @@ def affordable(requested: int, pair_ms: float, budget_s: float) -> int:
     return max(MIN_ITERATIONS, min(requested, int(budget_s * 1000 / pair_ms)))
 
 
-def run_workload(http: requests.Session, base: str, conn: psycopg.Connection[Any],
-                 workload: Workload, settings: Settings,
-                 budget_s: float) -> tuple[list[float], list[float]]:
+def run_workload(
+    http: requests.Session,
+    base: str,
+    conn: psycopg.Connection[Any],
+    workload: Workload,
+    settings: Settings,
+    budget_s: float,
+) -> tuple[list[float], list[float]]:
     warm = make_sides(http, base, conn, workload.warmup, settings)
     pair_ms = warm_up(warm, len(workload.warmup))
     iterations = affordable(workload.iterations, pair_ms, budget_s)
     if iterations < workload.iterations:
-        print(f"{workload.name}: {iterations} of {workload.iterations} iterations fit the "
-              f"{budget_s:.0f} s budget ({pair_ms:.0f} ms per pair)", flush=True)
+        print(
+            f"{workload.name}: {iterations} of {workload.iterations} iterations fit the "
+            f"{budget_s:.0f} s budget ({pair_ms:.0f} ms per pair)",
+            flush=True,
+        )
     timed = workload.timed[: min(iterations, len(workload.timed))]
     sides = make_sides(http, base, conn, timed, settings)
     return measure(sides, len(timed), iterations)
@@ -471,11 +516,18 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def running_server(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "fieldline.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "fieldline.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     # Own session: a Ctrl-C reaches only this script, which then stops the server itself.
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(base, server, timeout_s=60)
@@ -501,20 +553,28 @@ def report(name: str, ours: Sequence[float], baseline: Sequence[float]) -> float
     for pct in (50, 95):
         mine, theirs = percentile(ours, pct), percentile(baseline, pct)
         ratios[pct] = mine / theirs
-        print(f"{name}_p{pct}_ms: ours {ms(mine)}, baseline {ms(theirs)}, "
-              f"ratio {ratios[pct]:.2f}", flush=True)
+        print(
+            f"{name}_p{pct}_ms: ours {ms(mine)}, baseline {ms(theirs)}, ratio {ratios[pct]:.2f}",
+            flush=True,
+        )
     return ratios[50]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reuse", action="store_true",
-                        help=f"keep {BENCH_DB} if it already holds --pipes pipes")
+    parser.add_argument(
+        "--reuse", action="store_true", help=f"keep {BENCH_DB} if it already holds --pipes pipes"
+    )
     parser.add_argument("--pipes", type=int, default=1_000_000)
     parser.add_argument("--bbox-iterations", type=int, default=200)
     parser.add_argument("--nearest-iterations", type=int, default=500)
-    parser.add_argument("--budget", type=float, default=120.0, metavar="SECONDS",
-                        help="timing budget per workload; fewer iterations if exceeded")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="timing budget per workload; fewer iterations if exceeded",
+    )
     return parser.parse_args(argv)
 
 
@@ -528,16 +588,21 @@ def benchmark(args: argparse.Namespace) -> None:
         nearest = nearest_workload(extent, args.nearest_iterations)
         with running_server(env) as base, requests.Session() as http:
             counts = verify_bbox(http, base, conn, bbox, settings)
-            print(f"machine: {os.cpu_count()} cores; pipes loaded: {pipes:,}; features per bbox "
-                  f"response: {statistics.fmean(counts):.0f} mean ({min(counts)}-{max(counts)}) "
-                  f"over {len(counts)} positions; server: {settings.web_workers} workers x "
-                  f"{settings.web_threads} threads", flush=True)
+            print(
+                f"machine: {os.cpu_count()} cores; pipes loaded: {pipes:,}; features per bbox "
+                f"response: {statistics.fmean(counts):.0f} mean ({min(counts)}-{max(counts)}) "
+                f"over {len(counts)} positions; server: {settings.web_workers} workers x "
+                f"{settings.web_threads} threads",
+                flush=True,
+            )
             ratios = {}
             for workload in (bbox, nearest):
                 ours, baseline = run_workload(http, base, conn, workload, settings, args.budget)
                 ratios[workload.name] = report(workload.name, ours, baseline)
-    verdicts = ", ".join(f"{name} {ratio:.2f}x {'met' if ratio <= GOAL_RATIO else 'NOT met'}"
-                         for name, ratio in ratios.items())
+    verdicts = ", ".join(
+        f"{name} {ratio:.2f}x {'met' if ratio <= GOAL_RATIO else 'NOT met'}"
+        for name, ratio in ratios.items()
+    )
     print(f"goal: API p50 within {GOAL_RATIO}x of raw SQL: {verdicts}", flush=True)
 
 

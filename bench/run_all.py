@@ -17,7 +17,7 @@ def main() -> int:
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"== {script.name}", flush=True)
-        if subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False).returncode:
+        if subprocess.run([sys.executable, str(script)], check=False).returncode:
             failed.append(script.name)
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from fieldline.gis.db import downgrade, make_engine, make_sessionmaker, upgrade
 from fieldline.gis.importer import find_sources, import_path
+from fieldline.local_services import ensure_database
 from fieldline.server import create_app
 from fieldline.settings import Settings, load_settings
 
@@ -27,6 +28,9 @@ CITY = ROOT / "fixtures" / "city"
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     base = load_settings()
+    # Any FIELDLINE_TEST_DATABASE_URL works: the database is created when missing, so
+    # several test runs can use databases of their own side by side.
+    ensure_database(base.test_database_url, report=lambda line: None)
     return load_settings(database_url=base.test_database_url)
 
 

@@ -243,7 +243,9 @@ def _write_group(
     statement = _upsert(layer, with_ids)
     try:
         with session.begin_nested():
-            results = session.execute(statement, [values for _, values in group]).scalars().all()
+            results: list[bool] = list(
+                session.execute(statement, [values for _, values in group]).scalars()
+            )
     except IntegrityError:
         # One bad row spoils a multi-row insert; redo the batch row by row to name it.
         results = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,7 +57,31 @@ class FeatureQuery:
     filters: list[AttributeFilter] = field(default_factory=list)
     limit: int = 100
     cursor: int | None = None
+    public_id: str | None = None  # one asset
     out_crs: Crs = field(default_factory=lambda: crs_from_srid(WGS84))
+
+
+# A statement and the values of its bound parameters, ready for `connection.execute(*bound)`.
+Bound = tuple[sa.Select[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a query looks like without its values. Each shape is built and compiled once
+    (see `_statement`): building SQL expressions costs more than running a small query."""
+
+    layer: str
+    documents: bool
+    bbox: bool
+    intersects: bool
+    near: bool
+    nearest: bool
+    cursor: bool
+    public_id: bool
+    filters: tuple[tuple[str, str], ...]  # (attribute, op)
+    srid: int
+    precision: int
+    extra: tuple[str, ...]  # constant properties added to each document
 
 
 def geography(column: Any) -> Any:
@@ -64,24 +89,15 @@ def geography(column: Any) -> Any:
     return sa.cast(column, Geography(srid=SRID))
 
 
-def _point_geography(lon: float, lat: float) -> Any:
-    return sa.cast(sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), SRID), Geography(srid=SRID))
+def _point_geography(lon: str, lat: str) -> Any:
+    point = sa.func.ST_MakePoint(
+        sa.bindparam(lon, type_=sa.Float), sa.bindparam(lat, type_=sa.Float)
+    )
+    return sa.cast(sa.func.ST_SetSRID(point, SRID), Geography(srid=SRID))
 
 
-def _wkb_geometry(geometry: BaseGeometry) -> Any:
-    return sa.func.ST_GeomFromWKB(sa.literal(geometry.wkb, sa.LargeBinary), SRID)
-
-
-@dataclass
-class _Plan:
-    """The pieces of a layer query, shared by the row and the GeoJSON document forms."""
-
-    properties: list[tuple[str, Any]]  # public name -> SQL expression
-    from_clause: Any
-    conditions: list[Any]
-    order: list[Any]
-    limit: int
-    distance: Any | None
+def _wkb_geometry(name: str) -> Any:
+    return sa.func.ST_GeomFromWKB(sa.bindparam(name, type_=sa.LargeBinary), SRID)
 
 
 def _properties(layer: Layer) -> tuple[list[tuple[str, Any]], Any]:
@@ -100,109 +116,161 @@ def _properties(layer: Layer) -> tuple[list[tuple[str, Any]], Any]:
     return properties, from_clause
 
 
-def geojson_column(layer: Layer, crs: Crs) -> Any:
+def geojson_column(layer: Layer, srid: int, precision: int) -> Any:
     geom: Any = layer.table.c.geom
-    if crs.srid != SRID:
-        geom = sa.func.ST_Transform(geom, crs.srid)
+    if srid != SRID:
+        geom = sa.func.ST_Transform(geom, srid)
     # options=0: no "crs" member, which RFC 7946 dropped; the Content-Crs header says it.
-    return sa.func.ST_AsGeoJSON(geom, crs.precision, 0)
+    return sa.func.ST_AsGeoJSON(geom, precision, 0)
 
 
-def _plan(layer: Layer, query: FeatureQuery) -> _Plan:
+def _bind(
+    layer: Layer, query: FeatureQuery, documents: bool, extra: Mapping[str, str]
+) -> tuple[_Shape, dict[str, Any]]:
+    values: dict[str, Any] = {"limit": query.limit}
+    if query.bbox is not None:
+        values["bbox"] = query.bbox.wkb
+    if query.intersects is not None:
+        values["area"] = query.intersects.wkb
+    if query.near is not None:
+        values["lon"], values["lat"], values["radius_m"] = query.near
+    if query.nearest is not None:
+        values["lon"], values["lat"], values["limit"] = query.nearest
+    cursor = query.cursor is not None and query.nearest is None
+    if cursor:
+        values["cursor"] = query.cursor
+    if query.public_id is not None:
+        values["public_id"] = query.public_id
+    for index, item in enumerate(query.filters):
+        values[f"filter_{index}"] = item.value
+    for name, value in extra.items():
+        values[f"extra_{name}"] = value
+    shape = _Shape(
+        layer=layer.name,
+        documents=documents,
+        bbox=query.bbox is not None,
+        intersects=query.intersects is not None,
+        near=query.near is not None,
+        nearest=query.nearest is not None,
+        cursor=cursor,
+        public_id=query.public_id is not None,
+        filters=tuple((item.attribute.name, item.op) for item in query.filters),
+        srid=query.out_crs.srid,
+        precision=query.out_crs.precision,
+        extra=tuple(extra),
+    )
+    return shape, values
+
+
+@lru_cache(maxsize=1024)
+def _statement(shape: _Shape) -> sa.Select[Any]:
+    layer = LAYERS[shape.layer]
     table = layer.table
     properties, from_clause = _properties(layer)
-    plan = _Plan(properties, from_clause, [], [table.c.id], query.limit, None)
-    if query.bbox is not None:
-        plan.conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.bbox)))
-    if query.intersects is not None:
-        plan.conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry(query.intersects)))
-    if query.near is not None:
-        lon, lat, radius_m = query.near
-        point = _point_geography(lon, lat)
-        plan.conditions.append(sa.func.ST_DWithin(geography(table.c.geom), point, radius_m))
-        plan.distance = sa.func.ST_Distance(geography(table.c.geom), point)
-    if query.nearest is not None:
-        lon, lat, k = query.nearest
-        point = _point_geography(lon, lat)
+    conditions: list[Any] = []
+    order: list[Any] = [table.c.id]
+    distance = None
+    if shape.bbox:
+        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry("bbox")))
+    if shape.intersects:
+        conditions.append(sa.func.ST_Intersects(table.c.geom, _wkb_geometry("area")))
+    if shape.near:
+        point = _point_geography("lon", "lat")
+        radius = sa.bindparam("radius_m", type_=sa.Float)
+        conditions.append(sa.func.ST_DWithin(geography(table.c.geom), point, radius))
+        distance = sa.func.ST_Distance(geography(table.c.geom), point)
+    if shape.nearest:
+        point = _point_geography("lon", "lat")
         # KNN on the sphere through the geography index, alone in its subquery: any other
         # ORDER BY term would stop PostgreSQL from walking the index. The spheroid distance
         # is what is reported and sorted on.
         nearest_ids = (
-            sa.select(table.c.id).order_by(geography(table.c.geom).op("<->")(point)).limit(k)
+            sa.select(table.c.id)
+            .order_by(geography(table.c.geom).op("<->")(point))
+            .limit(sa.bindparam("limit", type_=sa.Integer))
         )
-        plan.conditions.append(table.c.id.in_(nearest_ids))
-        plan.distance = sa.func.ST_Distance(geography(table.c.geom), point)
-        plan.order = [plan.distance, table.c.id]
-        plan.limit = k
-    for item in query.filters:
-        column = _filter_column(layer, item.attribute)
-        if item.op == "eq":
-            plan.conditions.append(column == item.value)
-        elif item.op == "min":
-            plan.conditions.append(column >= item.value)
-        else:
-            plan.conditions.append(column <= item.value)
-    if query.cursor is not None and query.nearest is None:
-        plan.conditions.append(table.c.id > query.cursor)
-    return plan
-
-
-def select_features(layer: Layer, query: FeatureQuery) -> sa.Select[Any]:
-    """One row per feature with every attribute as a column (for services and checks)."""
-    table = layer.table
-    plan = _plan(layer, query)
-    head: list[Any] = [
-        table.c.id.label("_id"),
-        table.c.public_id.label("_public_id"),
-        geojson_column(layer, query.out_crs).label("_geometry"),
-    ]
-    if plan.distance is not None:
-        head.append(plan.distance.label("distance_m"))
+        conditions.append(table.c.id.in_(nearest_ids))
+        distance = sa.func.ST_Distance(geography(table.c.geom), point)
+        order = [distance, table.c.id]
+    for index, (name, op) in enumerate(shape.filters):
+        attribute = layer.attribute_index[name]
+        column = _filter_column(layer, attribute)
+        value = sa.bindparam(f"filter_{index}", type_=column.type)
+        conditions.append({"eq": column == value, "min": column >= value}.get(op, column <= value))
+    if shape.cursor:
+        conditions.append(table.c.id > sa.bindparam("cursor", type_=sa.BigInteger))
+    if shape.public_id:
+        conditions.append(table.c.public_id == sa.bindparam("public_id", type_=sa.Text))
+    geometry = geojson_column(layer, shape.srid, shape.precision)
+    if shape.documents:
+        head = _document_columns(table, properties, geometry, distance, shape.extra)
+    else:
+        head = [
+            table.c.id.label("_id"),
+            table.c.public_id.label("_public_id"),
+            geometry.label("_geometry"),
+        ]
+        if distance is not None:
+            head.append(distance.label("distance_m"))
+        head.extend(expression.label(name) for name, expression in properties)
     return (
-        sa.select(*head, *(expression.label(name) for name, expression in plan.properties))
-        .select_from(plan.from_clause)
-        .where(*plan.conditions)
-        .order_by(*plan.order)
-        .limit(plan.limit)
+        sa.select(*head)
+        .select_from(from_clause)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
     )
+
+
+def _document_columns(
+    table: sa.Table,
+    properties: list[tuple[str, Any]],
+    geometry: Any,
+    distance: Any,
+    extra: tuple[str, ...],
+) -> list[Any]:
+    head: list[Any] = [table.c.id.label("_id")]
+    properties = list(properties)
+    if distance is not None:
+        head.append(distance.label("distance_m"))
+        properties.append(("distance_m", sa.func.round(sa.cast(distance, sa.Numeric), 3)))
+    properties.extend((name, sa.bindparam(f"extra_{name}", type_=sa.Text)) for name in extra)
+    pairs: list[Any] = [  # name, value, name, value, ...
+        part
+        for name, expression in properties
+        for part in (sa.literal_column(f"'{name}'"), expression)
+    ]
+    document = sa.func.concat(
+        sa.literal_column("""'{"type":"Feature","id":'"""),
+        sa.func.to_json(table.c.public_id),
+        sa.literal_column("""',"geometry":'"""),
+        geometry,
+        sa.literal_column("""',"properties":'"""),
+        sa.func.json_build_object(*pairs),
+        sa.literal_column("'}'"),
+        type_=sa.Text,
+    )
+    head.append(document.label("_feature"))
+    return head
+
+
+def select_features(layer: Layer, query: FeatureQuery) -> Bound:
+    """One row per feature with every attribute as a column (for services and checks)."""
+    shape, values = _bind(layer, query, documents=False, extra={})
+    return _statement(shape), values
 
 
 def select_documents(
     layer: Layer, query: FeatureQuery, extra: Mapping[str, str] | None = None
-) -> sa.Select[Any]:
+) -> Bound:
     """One GeoJSON Feature per row, as text written by PostgreSQL: `_id`, `_feature`
     and, for distance queries, `distance_m`.
 
     Encoding in the database keeps a page of features close to the cost of the SQL alone;
     Python only joins the texts.
     """
-    table = layer.table
-    plan = _plan(layer, query)
-    properties = list(plan.properties)
-    head: list[Any] = [table.c.id.label("_id")]
-    if plan.distance is not None:
-        head.append(plan.distance.label("distance_m"))
-        rounded = sa.func.round(sa.cast(plan.distance, sa.Numeric), 3)
-        properties.append(("distance_m", rounded))
-    properties.extend((name, sa.literal(value, sa.Text)) for name, value in (extra or {}).items())
-    pairs = [part for name, expression in properties for part in (sa.literal(name), expression)]
-    document = sa.func.concat(
-        sa.literal('{"type":"Feature","id":'),
-        sa.func.to_json(table.c.public_id),
-        sa.literal(',"geometry":'),
-        geojson_column(layer, query.out_crs),
-        sa.literal(',"properties":'),
-        sa.func.json_build_object(*pairs),
-        sa.literal("}"),
-        type_=sa.Text,
-    )
-    return (
-        sa.select(*head, document.label("_feature"))
-        .select_from(plan.from_clause)
-        .where(*plan.conditions)
-        .order_by(*plan.order)
-        .limit(plan.limit)
-    )
+    shape, values = _bind(layer, query, documents=True, extra=extra or {})
+    return _statement(shape), values
 
 
 def _filter_column(layer: Layer, attribute: Attribute) -> Any:
@@ -267,14 +335,13 @@ def around(
         if not layer.network:
             continue
         query = FeatureQuery(near=(lon, lat, radius_m), limit=limit)
-        statement = (
-            select_documents(layer, query, {"layer": layer.name})
-            .order_by(None)
-            .order_by(sa.literal_column("distance_m"), layer.table.c.id)
+        statement, values = select_documents(layer, query, {"layer": layer.name})
+        statement = statement.order_by(None).order_by(
+            sa.literal_column("distance_m"), layer.table.c.id
         )
         found.extend(
             (row.distance_m, layer.name, row._id, row._feature)
-            for row in connection.execute(statement)
+            for row in connection.execute(statement, values)
         )
     found.sort()
     return [feature for *_, feature in found[:limit]]

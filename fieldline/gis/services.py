@@ -54,7 +54,7 @@ def resolve_references(
                 target.c.public_id.in_(sorted(public_ids))
             )
         )
-        found[name] = {public_id: id_ for public_id, id_ in result}
+        found[name] = {str(row[0]): int(row[1]) for row in result}
     return found
 
 
@@ -90,9 +90,10 @@ def _integrity_detail(exc: IntegrityError) -> str:
 def read_feature(
     session: Session, layer: Layer, public_id: str, crs: Crs | None = None
 ) -> Mapping[Any, Any]:
-    query = FeatureQuery() if crs is None else FeatureQuery(out_crs=crs)
-    statement = select_features(layer, query).where(layer.table.c.public_id == public_id)
-    row = session.execute(statement).mappings().first()
+    query = FeatureQuery(public_id=public_id)
+    if crs is not None:
+        query.out_crs = crs
+    row = session.execute(*select_features(layer, query)).mappings().first()
     if row is None:
         raise NotFound(f"no {layer.name} asset with id {public_id!r}")
     return row
@@ -100,9 +101,10 @@ def read_feature(
 
 def read_document(session: Session, layer: Layer, public_id: str, crs: Crs | None = None) -> str:
     """One asset as a GeoJSON Feature text."""
-    query = FeatureQuery() if crs is None else FeatureQuery(out_crs=crs)
-    statement = select_documents(layer, query).where(layer.table.c.public_id == public_id)
-    row = session.execute(statement).one_or_none()
+    query = FeatureQuery(public_id=public_id)
+    if crs is not None:
+        query.out_crs = crs
+    row = session.execute(*select_documents(layer, query)).one_or_none()
     if row is None:
         raise NotFound(f"no {layer.name} asset with id {public_id!r}")
     document: str = row._feature
@@ -123,7 +125,7 @@ def create_asset(
     table = layer.table
     try:
         with session.begin_nested():
-            public_id = session.execute(
+            public_id: str = session.execute(
                 sa.insert(table).values(values).returning(table.c.public_id)
             ).scalar_one()
             session.add(

@@ -77,7 +77,7 @@ def assets_around() -> Response:
 def list_features(layer_name: str) -> Response:
     layer = get_layer(layer_name)
     query = parse_feature_query(layer, request.args, resources().settings)
-    rows = db().connection().execute(select_documents(layer, query)).all()
+    rows = db().connection().execute(*select_documents(layer, query)).all()
     links = [{"rel": "self", "type": GEOJSON, "href": request.url}]
     if query.nearest is None and len(rows) == query.limit:
         args = request.args.to_dict() | {"cursor": str(rows[-1]._id)}
