@@ -235,11 +235,9 @@ def _document_columns(
         head.append(distance.label("distance_m"))
         properties.append(("distance_m", sa.func.round(sa.cast(distance, sa.Numeric), 3)))
     properties.extend((name, sa.bindparam(f"extra_{name}", type_=sa.Text)) for name in extra)
-    pairs: list[Any] = [  # name, value, name, value, ...
-        part
-        for name, expression in properties
-        for part in (sa.literal_column(f"'{name}'"), expression)
-    ]
+    pairs: list[Any] = []  # name, value, name, value, ...
+    for name, expression in properties:
+        pairs.extend((sa.literal_column(f"'{name}'"), expression))
     document = sa.func.concat(
         sa.literal_column("""'{"type":"Feature","id":'"""),
         sa.func.to_json(table.c.public_id),
