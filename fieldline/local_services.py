@@ -28,6 +28,7 @@ DEBIAN_PACKAGES = (
     "redis-server",
     "mosquitto",
     "mosquitto-clients",
+    "gdal-bin",  # ogrinfo/ogr2ogr: how GIS users read Fieldline, and how tests check it
 )
 EXTENSIONS = ("postgis", "pgrouting")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}

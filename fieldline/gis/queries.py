@@ -58,6 +58,9 @@ class FeatureQuery:
     limit: int = 100
     cursor: int | None = None
     public_id: str | None = None  # one asset
+    # A further condition built elsewhere (e.g. from a CQL2 filter) with its values bound in
+    # it; such queries are built each time rather than taken from the cache of shapes.
+    where: Any | None = None
     out_crs: Crs = field(default_factory=lambda: crs_from_srid(WGS84))
 
 
@@ -255,7 +258,7 @@ def _document_columns(
 def select_features(layer: Layer, query: FeatureQuery) -> Bound:
     """One row per feature with every attribute as a column (for services and checks)."""
     shape, values = _bind(layer, query, documents=False, extra={})
-    return _statement(shape), values
+    return _with_where(_statement(shape), query), values
 
 
 def select_documents(
@@ -268,7 +271,11 @@ def select_documents(
     Python only joins the texts.
     """
     shape, values = _bind(layer, query, documents=True, extra=extra or {})
-    return _statement(shape), values
+    return _with_where(_statement(shape), query), values
+
+
+def _with_where(statement: sa.Select[Any], query: FeatureQuery) -> sa.Select[Any]:
+    return statement if query.where is None else statement.where(query.where)
 
 
 def _filter_column(layer: Layer, attribute: Attribute) -> Any:
