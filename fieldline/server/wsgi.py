@@ -40,5 +40,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         "accesslog": "-",
         "loglevel": settings.log_level.lower(),
         "limit_request_line": 8190,
+        # Several servers may run on one machine (demo, tests, benchmarks); a shared default
+        # control socket path would make them trip over each other.
+        "control_socket_disable": True,
     }
     FieldlineServer(settings, options).run()
