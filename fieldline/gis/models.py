@@ -73,6 +73,9 @@ class Asset(Base):
             Geometry(cls.geometry_type, srid=SRID, spatial_index=True), nullable=False
         )
 
+    # The asset's id in the file or system it was imported from (`Net3:J-17`), so that importing
+    # the same file again updates it in place; NULL for assets created in Fieldline.
+    source_id: Mapped[str | None] = mapped_column(sa.Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     )

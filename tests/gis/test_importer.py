@@ -46,7 +46,7 @@ def test_bad_rows_are_named_and_good_ones_kept(session: Session, tmp_path: Path)
             valve("V-900002", kind="sluice"),
             valve("V-900003", pipe="P-999999"),
             valve("V-900004", diameter_mm=-3),
-            valve("not-an-id"),
+            valve("P-000001"),  # a pipe's id in the valves file
             valve(None, operable=None),
         ],
     )
