@@ -59,24 +59,63 @@ def db_upgrade(revision: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["geojson", "gpkg", "shp"]),
+    type=click.Choice(["geojson", "gpkg", "shp", "epanet"]),
     default=None,
-    help="File format; by default from the file name.",
+    help="File format; by default from the file name (.inp is EPANET).",
 )
 @click.option(
     "--crs", default=None, help="CRS of the coordinates when the file names none (EPSG:N)."
 )
-@click.option("--layer", default=None, help="Target asset layer (or the GeoPackage layer to read).")
-def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | None) -> None:
-    """Load assets from a file or a folder of files; bad features are reported, good ones kept."""
+@click.option(
+    "--layer",
+    default=None,
+    help="Target asset layer; INNER=layer reads the GeoPackage layer INNER into it.",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="FIELD=attribute[:unit]",
+    help="Read a foreign field as an attribute, converting a length unit (mm cm m km in ft).",
+)
+@click.option(
+    "--map-values",
+    "value_maps",
+    multiple=True,
+    metavar="attribute=CODE:value,...",
+    help="Replace foreign codes of an attribute with Fieldline values.",
+)
+@click.option("--id-field", default=None, help="The field that identifies features in the file.")
+@click.option(
+    "--namespace",
+    default=None,
+    help="Prefix of the source ids of features without public ids [the file's name].",
+)
+def import_command(
+    path: Path,
+    fmt: str | None,
+    crs: str | None,
+    layer: str | None,
+    maps: tuple[str, ...],
+    value_maps: tuple[str, ...],
+    id_field: str | None,
+    namespace: str | None,
+) -> None:
+    """Load assets from a file or a folder of files; bad features are reported, good ones kept.
+
+    A re-import updates in place: features are found again by their public id (P-000123) or
+    by their id in the file, kept as source id `<namespace>:<id>`."""
     from fieldline.gis.crs import parse_crs
     from fieldline.gis.db import make_engine, make_sessionmaker
-    from fieldline.gis.errors import GisError
-    from fieldline.gis.importer import count_features, find_sources, import_source
+    from fieldline.gis.errors import GisError, InvalidField
+    from fieldline.gis.importer import check_mapping, count_features, find_sources, import_source
+    from fieldline.gis.mapping import parse_mapping
 
     settings = _settings()
     try:
-        sources = find_sources(path, layer, fmt)
+        mapping = parse_mapping(maps, value_maps, id_field)
+        sources = find_sources(path, layer, fmt, namespace)
+        check_mapping(sources, mapping)
         source_crs = parse_crs(crs, "--crs") if crs else None
         total = sum(count_features(source) for source in sources)
         engine = make_engine(settings.database_url)
@@ -86,7 +125,9 @@ def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | No
             click.progressbar(length=total, label="importing", file=sys.stderr) as bar,
         ):
             for source in sources:
-                summaries.append(import_source(session, source, source_crs, bar.update))
+                summaries.append(import_source(session, source, source_crs, bar.update, mapping))
+    except InvalidField as exc:
+        raise click.ClickException(f"{exc.field}: {exc.detail}") from None
     except GisError as exc:
         raise click.ClickException(exc.detail) from None
     rejected = 0
@@ -96,12 +137,44 @@ def import_command(path: Path, fmt: str | None, crs: str | None, layer: str | No
             f"inserted {summary.inserted:>7}  updated {summary.updated:>7}  "
             f"rejected {len(summary.rejected):>5}"
         )
+        if summary.ignored_fields:
+            click.echo(
+                f"  ignored fields of {summary.source} (no {summary.layer} attribute; see --map):"
+                f" {', '.join(summary.ignored_fields)}",
+                err=True,
+            )
         for rejection in summary.rejected:
             click.echo(f"  rejected {summary.source} {rejection}")
         rejected += len(summary.rejected)
     if rejected:
         click.echo(f"{rejected} feature(s) rejected; the others were stored", err=True)
         sys.exit(3)
+
+
+@main.command("export")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg"]), required=True)
+@click.option(
+    "--layer", "layers", multiple=True, help="A layer to write (repeatable) [every layer]."
+)
+def export_command(path: Path, fmt: str, layers: tuple[str, ...]) -> None:
+    """Write asset layers in WGS 84: a GeoPackage with a table per layer, or a folder of
+    GeoJSON files (a single .geojson file for one layer)."""
+    from fieldline.gis.db import make_engine
+    from fieldline.gis.errors import GisError
+    from fieldline.gis.exporter import export_layers
+    from fieldline.gis.layers import get_layer
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with engine.connect() as connection:
+            written = export_layers(connection, path, fmt, [get_layer(name) for name in layers])
+    except GisError as exc:
+        raise click.ClickException(exc.detail) from None
+    finally:
+        engine.dispose()
+    for summary in written:
+        click.echo(f"{summary.layer:<20} {summary.features:>7} features  {summary.path}")
 
 
 @main.command()

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_radius_m: Annotated[float, Field(gt=0)] = 50_000.0
     max_nearest_k: Annotated[int, Field(ge=1)] = 1_000
     max_request_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    # Files uploaded to /api/v1/imports (a utility's GeoPackage is larger than any API body).
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
 
     log_level: str = "INFO"
     # Role of a request that carries no credentials (the local operator until sign-in exists).

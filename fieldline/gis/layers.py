@@ -182,8 +182,9 @@ LAYERS: dict[str, Layer] = {
     )
 }
 
-# Read-only columns every feature carries besides its own attributes.
-COMMON_PROPERTIES = ("created_at", "updated_at")
+# Read-only columns every feature carries besides its own attributes. `source_id` is the id the
+# asset has in the file it was imported from (see importer.py), shown so users can trace it back.
+COMMON_PROPERTIES = ("source_id", "created_at", "updated_at")
 
 
 def get_layer(name: str) -> Layer:

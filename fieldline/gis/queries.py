@@ -84,6 +84,7 @@ class _Shape:
     filters: tuple[tuple[str, str], ...]  # (attribute, op)
     srid: int
     precision: int
+    yx: bool
     extra: tuple[str, ...]  # constant properties added to each document
 
 
@@ -119,10 +120,12 @@ def _properties(layer: Layer) -> tuple[list[tuple[str, Any]], Any]:
     return properties, from_clause
 
 
-def geojson_column(layer: Layer, srid: int, precision: int) -> Any:
+def geojson_column(layer: Layer, srid: int, precision: int, yx: bool = False) -> Any:
     geom: Any = layer.table.c.geom
     if srid != SRID:
         geom = sa.func.ST_Transform(geom, srid)
+    if yx:  # latitude (northing) first, as the CRS defines it; see crs.py
+        geom = sa.func.ST_FlipCoordinates(geom)
     # options=0: no "crs" member, which RFC 7946 dropped; the Content-Crs header says it.
     return sa.func.ST_AsGeoJSON(geom, precision, 0)
 
@@ -160,6 +163,7 @@ def _bind(
         filters=tuple((item.attribute.name, item.op) for item in query.filters),
         srid=query.out_crs.srid,
         precision=query.out_crs.precision,
+        yx=query.out_crs.yx,
         extra=tuple(extra),
     )
     return shape, values
@@ -197,14 +201,14 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
         order = [distance, table.c.id]
     for index, (name, op) in enumerate(shape.filters):
         attribute = layer.attribute_index[name]
-        column = _filter_column(layer, attribute)
+        column = filter_column(layer, attribute)
         value = sa.bindparam(f"filter_{index}", type_=column.type)
         conditions.append({"eq": column == value, "min": column >= value}.get(op, column <= value))
     if shape.cursor:
         conditions.append(table.c.id > sa.bindparam("cursor", type_=sa.BigInteger))
     if shape.public_id:
         conditions.append(table.c.public_id == sa.bindparam("public_id", type_=sa.Text))
-    geometry = geojson_column(layer, shape.srid, shape.precision)
+    geometry = geojson_column(layer, shape.srid, shape.precision, shape.yx)
     if shape.documents:
         head = _document_columns(table, properties, geometry, distance, shape.extra)
     else:
@@ -278,9 +282,11 @@ def _with_where(statement: sa.Select[Any], query: FeatureQuery) -> sa.Select[Any
     return statement if query.where is None else statement.where(query.where)
 
 
-def _filter_column(layer: Layer, attribute: Attribute) -> Any:
+def filter_column(layer: Layer, attribute: Attribute) -> Any:
+    """What a filter on `attribute` compares (query parameters and CQL2 alike): a reference
+    compares the referenced asset's public id, through the `ref_<name>` join of `_properties`."""
     if attribute.kind == "ref":
-        return sa.literal_column(f"ref_{attribute.name}.public_id")
+        return sa.literal_column(f"ref_{attribute.name}.public_id", sa.Text)
     return layer.table.c[attribute.column]
 
 
@@ -356,3 +362,29 @@ def json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+Bounds = tuple[float, float, float, float]  # minx, miny, maxx, maxy
+
+
+def layer_extents(connection: sa.Connection) -> dict[str, Bounds | None]:
+    """The WGS 84 bounding box (longitude first) of every layer; None for an empty layer.
+
+    One statement for all layers, but ST_Extent still reads every geometry: callers that
+    serve it often keep the answer for a while."""
+    parts = []
+    for layer in LAYERS.values():
+        box = sa.func.ST_Extent(layer.table.c.geom)
+        parts.append(
+            sa.select(
+                sa.literal(layer.name).label("layer"),
+                sa.func.ST_XMin(box).label("minx"),
+                sa.func.ST_YMin(box).label("miny"),
+                sa.func.ST_XMax(box).label("maxx"),
+                sa.func.ST_YMax(box).label("maxy"),
+            )
+        )
+    return {
+        row.layer: None if row.minx is None else (row.minx, row.miny, row.maxx, row.maxy)
+        for row in connection.execute(sa.union_all(*parts))
+    }

@@ -206,7 +206,29 @@ def update_asset(
     return [edit.field or "" for edit in edits]
 
 
-def delete_asset(session: Session, layer: Layer, public_id: str, actor: str) -> None:
+def replace_asset(
+    session: Session,
+    layer: Layer,
+    public_id: str,
+    geometry: BaseGeometry,
+    properties: Mapping[str, Any],
+    actor: str,
+    source: str = "api",
+) -> list[str]:
+    """Replace every attribute of an asset: those `properties` leave out take their default
+    (`Attribute.default`, as an import stores for an empty value) or become null. Only what
+    differs is written and recorded, as in update_asset."""
+    whole = {
+        a.name: list(a.default) if isinstance(a.default, tuple) else a.default
+        for a in layer.attributes
+        if not a.read_only
+    } | dict(properties)
+    return update_asset(session, layer, public_id, geometry, whole, actor, source)
+
+
+def delete_asset(
+    session: Session, layer: Layer, public_id: str, actor: str, source: str = "api"
+) -> None:
     current = read_feature(session, layer, public_id)
     table = layer.table
     try:
@@ -218,6 +240,7 @@ def delete_asset(session: Session, layer: Layer, public_id: str, actor: str) -> 
                     asset_id=public_id,
                     action="delete",
                     actor=actor,
+                    source=source,
                     old_value={
                         k: json_value(v) for k, v in feature_properties(layer, current).items()
                     }

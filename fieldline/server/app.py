@@ -31,10 +31,16 @@ def create_app(
     register_error_handlers(app)
 
     from fieldline.server.assets.views import blueprint as assets
+    from fieldline.server.exports.views import blueprint as exports
     from fieldline.server.health.views import blueprint as health
     from fieldline.server.home.views import blueprint as home
+    from fieldline.server.imports.views import blueprint as imports
+    from fieldline.server.ogc.views import blueprint as ogc
 
     app.register_blueprint(home)
     app.register_blueprint(health)
     app.register_blueprint(assets, url_prefix="/api/v1/assets")
+    app.register_blueprint(imports, url_prefix="/api/v1/imports")
+    app.register_blueprint(exports, url_prefix="/api/v1/exports")
+    app.register_blueprint(ogc, url_prefix="/ogc")
     return app

@@ -48,7 +48,7 @@ def _number(params: Mapping[str, str], name: str, low: float, high: float) -> fl
     return value
 
 
-def _integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def parse_integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
@@ -76,7 +76,8 @@ def parse_bbox(params: Mapping[str, str], crs: Crs) -> BaseGeometry:
     )
     if minx > maxx or miny > maxy:
         raise InvalidField("bbox", "must be minx,miny,maxx,maxy with min <= max")
-    if crs.geographic and not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+    west, south, east, north = (miny, minx, maxy, maxx) if crs.yx else (minx, miny, maxx, maxy)
+    if crs.geographic and not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
         raise InvalidField("bbox", "is outside longitude -180..180 / latitude -90..90")
     area = box(minx, miny, maxx, maxy)
     if crs.srid != CRS84.srid:
@@ -110,8 +111,8 @@ def parse_feature_query(
         out_crs = parse_crs(params["crs"], "crs") if "crs" in params else CRS84
         in_crs = parse_crs(params["bbox-crs"], "bbox-crs") if "bbox-crs" in params else CRS84
         query = FeatureQuery(
-            limit=_integer(params, "limit", settings.page_size, 1, settings.max_page_size),
-            cursor=_integer(params, "cursor", 0, 0, 2**63 - 1) if "cursor" in params else None,
+            limit=parse_integer(params, "limit", settings.page_size, 1, settings.max_page_size),
+            cursor=parse_integer(params, "cursor", 0, 0, 2**63 - 1) if "cursor" in params else None,
             out_crs=out_crs,
             filters=parse_attribute_filters(layer, params),
         )
@@ -131,7 +132,7 @@ def parse_feature_query(
         if "nearest" in params:
             if "near" in params:
                 raise InvalidField("nearest", "cannot be combined with near")
-            k = _integer(params, "k", 5, 1, settings.max_nearest_k)
+            k = parse_integer(params, "k", 5, 1, settings.max_nearest_k)
             query.nearest = (*_point(params, "nearest", in_crs), k)
         elif "k" in params:
             raise InvalidField("nearest", "is required with k")
@@ -150,7 +151,7 @@ def parse_around(params: Mapping[str, str], settings: Settings) -> tuple[float, 
         if not (-90 <= lat <= 90):
             raise InvalidField("lat", "must be within -90..90")
         radius_m = _number(params, "radius_m", 0, settings.max_radius_m)
-        limit = _integer(params, "limit", settings.page_size, 1, settings.max_page_size)
+        limit = parse_integer(params, "limit", settings.page_size, 1, settings.max_page_size)
     return lon, lat, radius_m, limit
 
 
