@@ -11,25 +11,12 @@ from typing import Any
 from fieldline import __version__
 from fieldline.gis.layers import LAYERS, Layer
 from fieldline.server.ogc import schemas
-from fieldline.server.ogc.params import DEFAULT_LIMIT, FILTER_LANG
+from fieldline.server.ogc.params import DEFAULT_LIMIT, FILTER_LANG, ITEMS_PARAMS
 from fieldline.server.ogc.services import GEOJSON, HTML, JSON, OPENAPI_JSON, SCHEMA_JSON
 from fieldline.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
 MERGE_PATCH = "application/merge-patch+json"
-ITEMS_PARAMETERS = (
-    "bbox",
-    "bbox-crs",
-    "crs",
-    "limit",
-    "datetime",
-    "cursor",
-    "before",
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "f",
-)
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -149,7 +136,7 @@ def _collection_paths(layer: Layer) -> dict[str, Any]:
     items = _get(
         f"{layer.title}: features",
         _ok("A page of features", GEOJSON, HTML),
-        *ITEMS_PARAMETERS,
+        *ITEMS_PARAMS,
     )
     items["get"]["parameters"] += attribute_parameters
     items["get"]["responses"] |= _problems("404")
