@@ -1,0 +1,1 @@
+"""The official Sparkplug B protobuf schema and the Python code generated from it."""
