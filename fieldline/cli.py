@@ -54,6 +54,26 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@db.command("prune")
+def db_prune() -> None:
+    """Drop position and telemetry partitions older than FIELDLINE_RETENTION_DAYS."""
+    from datetime import UTC, datetime
+
+    from fieldline.gis.db import make_engine
+    from fieldline.server.telemetry.services import prune
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as connection:
+            dropped = prune(connection, settings.retention_days, datetime.now(UTC).date())
+    finally:
+        engine.dispose()
+    for name in dropped:
+        click.echo(f"dropped {name}")
+    click.echo(f"{len(dropped)} partition(s) older than {settings.retention_days} days dropped")
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -189,6 +209,20 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+def gateway() -> None:
+    """One MQTT gateway worker; start several to share the load. Stops cleanly on SIGTERM."""
+    import logging
+
+    from fieldline.device_gateway.worker import run
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run(settings)
+
+
+@main.command()
 @click.option(
     "--fixtures",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -207,6 +241,52 @@ def demo(fixtures: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     except GisError as exc:
         raise click.ClickException(exc.detail) from None
+
+
+@main.command()
+@click.option("--crews", "crew_count", type=click.IntRange(0), default=4, show_default=True)
+@click.option("--crew", "crew_ids", multiple=True, help="A crew id (repeatable) [C-001...].")
+@click.option("--stations", is_flag=True, help="Also the fixture city's SCADA stations.")
+@click.option("--meters", type=click.IntRange(0), default=0, help="Meters to simulate.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Simulated seconds to run [until Ctrl-C].",
+)
+def simulate(
+    crew_count: int,
+    crew_ids: tuple[str, ...],
+    stations: bool,
+    meters: int,
+    speed: float,
+    seed: int,
+    duration: float | None,
+) -> None:
+    """Simulated crews, SCADA stations and meters publishing to FIELDLINE_MQTT_URL."""
+    from fieldline.device_gateway import simulator as sim
+
+    specs = sim.crew_specs(list(crew_ids) or sim.default_crew_ids(crew_count))
+    for spec in specs:
+        click.echo(f"{spec.crew_id}  {spec.mode:<5}  {spec.topic}")
+    settings = _settings()
+    start = sim.start_time(sim.utc_now(), speed, duration)
+    simulation = sim.city_simulator(start, specs, stations, meters, seed)
+    try:
+        client = sim.connect(settings.mqtt_url, f"fieldline-simulator-{seed}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {settings.mqtt_url}: {exc}") from None
+    try:
+        sent = sim.publish_realtime(simulation, client, speed, duration)
+    except KeyboardInterrupt:
+        sent = None
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    if sent is not None:
+        click.echo(f"published {sent} messages")
 
 
 if __name__ == "__main__":

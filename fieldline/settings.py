@@ -40,6 +40,33 @@ class Settings(BaseSettings):
     # Files uploaded to /api/v1/imports (a utility's GeoPackage is larger than any API body).
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
 
+    # Redis keys and channels start with this prefix (`fieldline:crews:geo`, `fieldline:live`).
+    redis_prefix: str = "fieldline"
+
+    # Device gateway (`fieldline gateway`).
+    # Empty: fieldline-gw-<hostname>-<pid>. Set a stable id per worker in production: the
+    # broker redelivers a crashed worker's unacknowledged messages only to the same client id.
+    gateway_client_id: str = ""
+    gateway_share_group: str = "fieldline"  # workers of one group split the load
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0)] = 3600
+    gateway_max_payload_bytes: Annotated[int, Field(ge=64)] = 64 * 1024
+    gateway_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    gateway_flush_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
+    gateway_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108  # 0: no /metrics
+    deadletter_payload_bytes: Annotated[int, Field(ge=0)] = 4096  # raw payload kept
+    deadletter_stream_maxlen: Annotated[int, Field(ge=1)] = 10_000
+    # Days of positions and telemetry kept; `fieldline db prune` drops older partitions.
+    retention_days: Annotated[int, Field(ge=1)] = 90
+
+    # GPS filters: each named filter is switched on by being listed.
+    gps_filters: str = "invalid,zero,future,too_old,accuracy,duplicate,jump,too_frequent"
+    gps_max_accuracy_m: Annotated[float, Field(gt=0)] = 100.0
+    gps_max_future_s: Annotated[float, Field(ge=0)] = 300.0
+    gps_max_age_s: Annotated[float, Field(gt=0)] = 7 * 86400.0  # offline backlogs are older
+    gps_max_speed_vehicle_mps: Annotated[float, Field(gt=0)] = 50.0
+    gps_max_speed_foot_mps: Annotated[float, Field(gt=0)] = 7.0
+    gps_min_period_s: Annotated[float, Field(ge=0)] = 1.0
+
     log_level: str = "INFO"
     # Role of a request that carries no credentials (the local operator until sign-in exists).
     anonymous_role: str = "admin"
@@ -77,6 +104,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown coordinate reference system: {exc}") from exc
         return value
 
+    @field_validator("gps_filters")
+    @classmethod
+    def _gps_filters(cls, value: str) -> str:
+        from fieldline.device_gateway.filters import FILTERS
+
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in FILTERS]
+        if unknown:
+            raise ValueError(f"unknown filter {unknown[0]!r}; known: " + ", ".join(FILTERS))
+        return ",".join(names)
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -93,6 +131,10 @@ class Settings(BaseSettings):
         if value not in ROLES:
             raise ValueError("must be one of " + ", ".join(ROLES))
         return value
+
+    @property
+    def gps_filter_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.gps_filters.split(",") if name)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -31,11 +31,14 @@ def create_app(
     register_error_handlers(app)
 
     from fieldline.server.assets.views import blueprint as assets
+    from fieldline.server.crews.views import blueprint as crews
     from fieldline.server.exports.views import blueprint as exports
     from fieldline.server.health.views import blueprint as health
     from fieldline.server.home.views import blueprint as home
     from fieldline.server.imports.views import blueprint as imports
+    from fieldline.server.live.views import blueprint as live
     from fieldline.server.ogc.views import blueprint as ogc
+    from fieldline.server.telemetry.views import blueprint as telemetry
 
     app.register_blueprint(home)
     app.register_blueprint(health)
@@ -43,4 +46,7 @@ def create_app(
     app.register_blueprint(imports, url_prefix="/api/v1/imports")
     app.register_blueprint(exports, url_prefix="/api/v1/exports")
     app.register_blueprint(ogc, url_prefix="/ogc")
+    app.register_blueprint(crews, url_prefix="/api/v1/crews")
+    app.register_blueprint(telemetry, url_prefix="/api/v1")
+    app.register_blueprint(live, url_prefix="/api/v1")
     return app

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from fieldline.gis.models import Base
+from fieldline.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 # PostGIS and pgRouting own tables of their own; migrations leave them alone.
 FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}

@@ -17,13 +17,17 @@ from flask import current_app, g
 from fieldline.roles import ROLES
 from fieldline.server.errors import Forbidden
 
+# Crews' positions, station telemetry and the live stream; the dead letter is for operators.
+FIELD_READS = frozenset({"crews:read", "telemetry:read", "live:read"})
+OPERATOR_READS = FIELD_READS | {"deadletter:read"}
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"assets:read", "assets:write", "assets:history"}),
-    "supervisor": frozenset({"assets:read", "assets:write", "assets:history"}),
-    "dispatcher": frozenset({"assets:read", "assets:history"}),
+    "admin": frozenset({"assets:read", "assets:write", "assets:history"}) | OPERATOR_READS,
+    "supervisor": frozenset({"assets:read", "assets:write", "assets:history"}) | OPERATOR_READS,
+    "dispatcher": frozenset({"assets:read", "assets:history"}) | OPERATOR_READS,
     "crew_member": frozenset({"assets:read"}),
-    "viewer": frozenset({"assets:read"}),
-    "integration": frozenset({"assets:read"}),
+    "viewer": frozenset({"assets:read"}) | FIELD_READS,
+    "integration": frozenset({"assets:read", "crews:read", "telemetry:read"}),
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

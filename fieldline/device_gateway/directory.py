@@ -1,0 +1,90 @@
+"""Who may report: crews and their devices, stations and their bound names, meters.
+
+Loaded whole from the database (a utility has hundreds of crews and stations, not millions) and
+reloaded every `refresh_s`, or at once when a message names something unknown (at most once a
+second, so a flood of unknown devices does not flood the database).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from fieldline.gis.models import Meter, Station
+from fieldline.server.crews.models import Crew, Device
+from fieldline.server.telemetry.models import StationBinding
+
+
+class Directory(Protocol):
+    def crew_mode(self, crew_id: str) -> str | None: ...
+    def owntracks_crew(self, identifier: str) -> str | None: ...
+    def station(self, name: str) -> str | None: ...
+    def meter(self, meter_id: str) -> bool: ...
+
+
+class DatabaseDirectory:
+    def __init__(self, engine: sa.Engine, refresh_s: float = 30.0, miss_s: float = 1.0) -> None:
+        self.engine = engine
+        self.refresh_s = refresh_s
+        self.miss_s = miss_s
+        self._lock = threading.Lock()
+        self._loaded_at = float("-inf")
+        self._crews: dict[str, str] = {}
+        self._owntracks: dict[str, str] = {}
+        self._stations: dict[str, str] = {}
+        self._meters: frozenset[str] = frozenset()
+
+    def load(self) -> None:
+        with self.engine.connect() as connection:
+            crews = dict(connection.execute(sa.select(Crew.public_id, Crew.mode)).all())
+            owntracks = dict(
+                connection.execute(
+                    sa.select(Device.identifier, Crew.public_id)
+                    .join(Crew, Crew.id == Device.crew_id)
+                    .where(Device.kind == "owntracks")
+                ).all()
+            )
+            stations = {pid: pid for (pid,) in connection.execute(sa.select(Station.public_id))}
+            stations.update(
+                connection.execute(
+                    sa.select(StationBinding.source, Station.public_id).join(
+                        Station, Station.id == StationBinding.station_id
+                    )
+                ).all()
+            )
+            meters = frozenset(connection.execute(sa.select(Meter.public_id)).scalars())
+        with self._lock:
+            self._crews, self._owntracks = crews, owntracks
+            self._stations, self._meters = stations, meters
+            self._loaded_at = time.monotonic()
+
+    def _fresh(self, missing: bool) -> None:
+        age = time.monotonic() - self._loaded_at
+        if age > self.refresh_s or (missing and age > self.miss_s):
+            self.load()
+
+    def _lookup(self, table: str, key: str) -> str | None:
+        self._fresh(missing=False)
+        found: str | None = getattr(self, table).get(key)
+        if found is None:
+            self._fresh(missing=True)
+            found = getattr(self, table).get(key)
+        return found
+
+    def crew_mode(self, crew_id: str) -> str | None:
+        return self._lookup("_crews", crew_id)
+
+    def owntracks_crew(self, identifier: str) -> str | None:
+        return self._lookup("_owntracks", identifier)
+
+    def station(self, name: str) -> str | None:
+        return self._lookup("_stations", name)
+
+    def meter(self, meter_id: str) -> bool:
+        self._fresh(missing=False)
+        if meter_id not in self._meters:
+            self._fresh(missing=True)
+        return meter_id in self._meters

@@ -1,0 +1,290 @@
+"""`fieldline gateway`: one MQTT worker.
+
+paho's network loop runs in its own thread and only queues what arrives; a writer thread
+decodes, writes batches and acknowledges. A QoS 1 message is acknowledged (paho's manual
+acknowledgement) only after what it produced is committed, so a crash or a kill loses nothing:
+the broker keeps the persistent session (clean start off, session expiry set) and delivers
+again what was not acknowledged, and the idempotent writes make the second delivery a no-op.
+
+`Client.ack` may be called from the writer thread: in paho 2 it queues the PUBACK under the
+client's out-packet lock and wakes the network loop, as `publish` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import psycopg
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fieldline.device_gateway import metrics
+from fieldline.device_gateway.directory import DatabaseDirectory
+from fieldline.device_gateway.fanout import Fanout
+from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
+from fieldline.device_gateway.storage import Store, Written
+from fieldline.device_gateway.topics import ROUTES
+from fieldline.gis.db import make_engine
+from fieldline.server.live.services import Live
+from fieldline.server.telemetry.services import ensure_partitions
+from fieldline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PARTITION_CHECK_S = 3600.0
+RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Envelope:
+    inbound: Inbound
+    mid: int
+    qos: int
+    session: int  # which connection delivered it: a message id means nothing on another
+
+
+def client_id(settings: Settings) -> str:
+    return settings.gateway_client_id or f"fieldline-gw-{socket.gethostname()}-{os.getpid()}"
+
+
+def subscriptions(group: str) -> list[str]:
+    return sorted({f"$share/{group}/{route.pattern}" for route in ROUTES})
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url, pool_size=1, max_overflow=1)
+        self.store = Store(
+            settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
+        )
+        self.pipeline = Pipeline(settings, DatabaseDirectory(self.engine))
+        self.live = Live.from_url(settings.redis_url, settings.redis_prefix)
+        self.fanout = Fanout(self.live, self._announce, settings.deadletter_stream_maxlen)
+        self.inbox: queue.Queue[Envelope] = queue.Queue()
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self._session = 0
+        self._partitions_checked = float("-inf")
+        self.client = self._make_client()
+        self.writer = threading.Thread(target=self._write_loop, name="gateway-writer")
+
+    # -- MQTT ---------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id(self.settings),
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        self._session += 1
+        client.subscribe([(topic, 1) for topic in subscriptions(self.settings.gateway_share_group)])
+        log.info("connected (session present: %s)", flags.session_present)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self.stopping.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        inbound = Inbound(message.topic, bytes(message.payload), datetime.now(UTC))
+        self.inbox.put(Envelope(inbound, message.mid, message.qos, self._session))
+        metrics.PENDING.inc()
+
+    def _announce(self, topic: str, payload: str) -> None:
+        self.client.publish(topic, payload, qos=1)
+
+    def _ack(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            metrics.PENDING.dec()
+            # After a reconnect the broker delivers unacknowledged messages again, under new
+            # ids; acknowledging an old id could acknowledge another message.
+            if envelope.qos > 0 and envelope.session == self._session:
+                self.client.ack(envelope.mid, envelope.qos)
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    def _gather(self) -> list[Envelope]:
+        """A batch: up to FIELDLINE_GATEWAY_BATCH_SIZE messages, or what came within
+        FIELDLINE_GATEWAY_FLUSH_MS of the first."""
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.gateway_flush_ms / 1000
+        while len(batch) < self.settings.gateway_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self.stopping.is_set() and self.inbox.empty()):
+            self._keep_partitions()
+            batch = self._gather()
+            if not batch:
+                continue
+            pairs = [(e.inbound, self.pipeline.process(e.inbound)) for e in batch]
+            started = time.perf_counter()
+            committed = self._commit(pairs)
+            if committed is None:
+                log.warning(
+                    "stopping with %d messages unwritten; the broker keeps them", len(batch)
+                )
+                return
+            written, outcomes = committed
+            metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+            metrics.BATCH_SIZE.observe(len(batch))
+            for table, count in written.counts.items():
+                metrics.STORED.labels(table).inc(count)
+            self.fanout.run(outcomes, written)
+            self._ack(batch)
+
+    def _commit(self, pairs: list[tuple[Inbound, Outcome]]) -> tuple[Written, list[Outcome]] | None:
+        """Commit the batch; None when stopping while the database is away."""
+        outcomes = [outcome for _, outcome in pairs]
+        try:
+            written = self._write_retrying(outcomes)
+        except psycopg.Error as exc:
+            # The database refuses a row: find the message at fault and dead-letter it, rather
+            # than retry the batch forever.
+            log.warning("database refused a batch (%s); writing its messages one by one", exc)
+            return self._commit_singly(pairs)
+        return None if written is None else (written, outcomes)
+
+    def _commit_singly(
+        self, pairs: list[tuple[Inbound, Outcome]]
+    ) -> tuple[Written, list[Outcome]] | None:
+        total, outcomes = Written(), []
+        for inbound, outcome in pairs:
+            try:
+                written = self._write_retrying([outcome])
+            except psycopg.Error as exc:
+                outcome = self.pipeline.reject(inbound, outcome.kind, "storage_rejected", str(exc))
+                written = self._write_retrying([outcome])
+            if written is None:
+                return None
+            outcomes.append(outcome)
+            for table, keys in written.inserted.items():
+                total.inserted.setdefault(table, set()).update(keys)
+            for table, count in written.counts.items():
+                total.counts[table] = total.counts.get(table, 0) + count
+        return total, outcomes
+
+    def _write_retrying(self, outcomes: list[Outcome]) -> Written | None:
+        """Write, waiting out an unavailable database with back-off; the batch stays
+        unacknowledged meanwhile. Other database errors are raised."""
+        delay = 0.1
+        while True:
+            try:
+                return self.store.write(outcomes)
+            except psycopg.OperationalError as exc:
+                metrics.STORAGE_RETRIES.inc()
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                self.store.close()
+                if self.stopping.wait(delay):
+                    return None
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    def _keep_partitions(self) -> None:
+        if time.monotonic() - self._partitions_checked < PARTITION_CHECK_S:
+            return
+        try:
+            with self.engine.begin() as connection:
+                created = ensure_partitions(connection, datetime.now(UTC).date())
+            if created:
+                log.info("created %d daily partitions", created)
+            self._partitions_checked = time.monotonic()
+        except sa.exc.SQLAlchemyError as exc:  # rows go to DEFAULT meanwhile; try again later
+            log.warning("could not create partitions ahead: %s", exc)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        url = urlsplit(self.settings.mqtt_url)
+        if url.scheme == "mqtts":
+            self.client.tls_set()
+        if url.username:
+            self.client.username_pw_set(url.username, url.password)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        # Messages stay unacknowledged until their batch commits: let the broker send a whole
+        # batch's worth ahead (its default window of 20 would cap a worker at ~20 per flush).
+        properties.ReceiveMaximum = min(65535, max(20, self.settings.gateway_batch_size))
+        self.client.connect_async(
+            url.hostname or "localhost",
+            url.port or (8883 if url.scheme == "mqtts" else 1883),
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
+        self.writer.start()
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Flush what is held, acknowledge it, then disconnect cleanly."""
+        self.stopping.set()
+        if self.writer.is_alive():
+            self.writer.join()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
+        self.engine.dispose()
+        self.live.client.close()
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    from prometheus_client import start_http_server
+
+    if settings.gateway_metrics_port:
+        start_http_server(settings.gateway_metrics_port)
+    gateway = Gateway(settings)
+    done = threading.Event()
+
+    def _signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    gateway.start()
+    log.info(
+        "gateway %s subscribed to %s",
+        client_id(settings),
+        ", ".join(subscriptions(settings.gateway_share_group)),
+    )
+    done.wait()
+    gateway.stop()

@@ -1,0 +1,95 @@
+"""Latest crew positions and live events in Redis, shared by the gateway (writer) and the web
+server (reader).
+
+Keys, under the FIELDLINE_REDIS_PREFIX (`fieldline` by default):
+- `<prefix>:crews:geo`      GEO set of each crew's latest position (GEOSEARCH by radius)
+- `<prefix>:crews:latest`   hash crew id -> JSON of the latest fix
+- `<prefix>:crews:fix_ms`   hash crew id -> fix time of that fix in epoch ms (the guard)
+- `<prefix>:live`           pub/sub channel of JSON events: position, telemetry, deadletter
+- `<prefix>:deadletter`     stream of dead letters (capped)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+# One script so that the compare and the writes are atomic: an older fix (a late backlog, a
+# redelivery, another worker's slower batch) never replaces a newer one.
+UPDATE_LATEST = """
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if old and old >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('GEOADD', KEYS[3], ARGV[4], ARGV[5], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class LiveKeys:
+    prefix: str
+
+    @property
+    def geo(self) -> str:
+        return f"{self.prefix}:crews:geo"
+
+    @property
+    def latest(self) -> str:
+        return f"{self.prefix}:crews:latest"
+
+    @property
+    def fix_ms(self) -> str:
+        return f"{self.prefix}:crews:fix_ms"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:live"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}:deadletter"
+
+
+class Live:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.keys = LiveKeys(prefix)
+        self._update = client.register_script(UPDATE_LATEST)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> Live:
+        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+
+    def update_latest(
+        self, crew_id: str, fix_ms: int, lon: float, lat: float, fix: dict[str, Any]
+    ) -> bool:
+        """Record the crew's fix unless a later one is recorded; True when it was newer."""
+        keys = [self.keys.fix_ms, self.keys.latest, self.keys.geo]
+        args: list[str | int | float] = [crew_id, fix_ms, json.dumps(fix), lon, lat]
+        return bool(self._update(keys=keys, args=args))
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, str] = self.client.hgetall(self.keys.latest)  # type: ignore[assignment]
+        return {crew_id: json.loads(value) for crew_id, value in found.items()}
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.client.publish(self.keys.channel, json.dumps(event, separators=(",", ":")))
+
+    def add_deadletter(self, entry: dict[str, str], maxlen: int) -> None:
+        self.client.xadd(self.keys.deadletter, entry, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+
+    def events(self, heartbeat_s: float) -> Iterator[str | None]:
+        """Events from the channel as JSON texts; None after each quiet `heartbeat_s`."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.keys.channel)
+        try:
+            while True:
+                message = pubsub.get_message(timeout=heartbeat_s)
+                yield None if message is None else str(message["data"])
+        finally:
+            pubsub.close()

@@ -1,0 +1,122 @@
+"""Reads of what devices reported, and the upkeep of the partitioned tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from fieldline.server.crews.services import get_crew
+from fieldline.server.telemetry.models import PARTITIONED, DeadLetter, Position, TelemetryReading
+
+PARTITION_DAYS_AHEAD = 7
+
+
+def ensure_partitions(connection: sa.Connection, today: date) -> int:
+    """Daily partitions from yesterday to a week ahead; returns how many were created."""
+    created = 0
+    for table in PARTITIONED:
+        created += connection.execute(
+            sa.text("SELECT fieldline_create_partitions(CAST(:t AS regclass), :d, :n)"),
+            {"t": table, "d": today - timedelta(days=1), "n": PARTITION_DAYS_AHEAD + 2},
+        ).scalar_one()
+    return created
+
+
+def prune(connection: sa.Connection, retention_days: int, today: date) -> list[str]:
+    """Drop the daily partitions older than the retention (and such rows of DEFAULT)."""
+    before = today - timedelta(days=retention_days)
+    dropped: list[str] = []
+    for table, column in PARTITIONED.items():
+        dropped += connection.execute(
+            sa.text("SELECT fieldline_drop_partitions(CAST(:t AS regclass), :c, :b)"),
+            {"t": table, "c": column, "b": before},
+        ).scalars()
+    return dropped
+
+
+def crew_track(
+    session: Session, crew_public_id: str, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The crew's accepted fixes as a GeoJSON FeatureCollection of points ordered by fix
+    time, with the track as a LineString feature first when there are two fixes or more."""
+    crew = get_crew(session, crew_public_id)
+    query = sa.select(Position).where(Position.crew_id == crew.public_id)
+    if since is not None:
+        query = query.where(Position.fix_time >= since)
+    if until is not None:
+        query = query.where(Position.fix_time < until)
+    fixes = session.scalars(query.order_by(Position.fix_time, Position.device)).all()
+    points = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+            "properties": {
+                "device": p.device,
+                "fix_time": p.fix_time.isoformat(),
+                "received_at": p.received_at.isoformat(),
+                "device_time": p.device_time.isoformat() if p.device_time else None,
+                "acc_m": p.acc_m,
+                "speed_mps": p.speed_mps,
+                "heading_deg": p.heading_deg,
+                "alt_m": p.alt_m,
+                "batt_pct": p.batt_pct,
+            },
+        }
+        for p in fixes
+    ]
+    features = points
+    if len(points) > 1:
+        line = {
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[p.lon, p.lat] for p in fixes]},
+            "properties": {
+                "crew_id": crew.public_id,
+                "start": fixes[0].fix_time.isoformat(),
+                "end": fixes[-1].fix_time.isoformat(),
+            },
+        }
+        features = [line, *points]
+    return {"type": "FeatureCollection", "crew_id": crew.public_id, "features": features}
+
+
+def station_telemetry(
+    session: Session,
+    station_public_id: str,
+    metric: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = sa.select(TelemetryReading).where(TelemetryReading.station_id == station_public_id)
+    if metric:
+        query = query.where(TelemetryReading.metric == metric)
+    if since is not None:
+        query = query.where(TelemetryReading.ts >= since)
+    if until is not None:
+        query = query.where(TelemetryReading.ts < until)
+    rows = session.scalars(
+        query.order_by(TelemetryReading.ts, TelemetryReading.metric).limit(limit)
+    )
+    return [{"metric": r.metric, "ts": r.ts.isoformat(), "value": r.value} for r in rows]
+
+
+def dead_letters(session: Session, reason: str | None, limit: int) -> list[dict[str, Any]]:
+    query = sa.select(DeadLetter)
+    if reason:
+        query = query.where(DeadLetter.reason == reason)
+    rows = session.scalars(query.order_by(DeadLetter.id.desc()).limit(limit))
+    return [
+        {
+            "id": row.id,
+            "received_at": row.received_at.isoformat(),
+            "topic": row.topic,
+            "reason": row.reason,
+            "detail": row.detail,
+            "payload": row.payload.decode("utf-8", "replace"),
+            "payload_bytes": row.payload_bytes,
+        }
+        for row in rows
+    ]
