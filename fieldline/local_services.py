@@ -31,6 +31,12 @@ DEBIAN_PACKAGES = (
     "gdal-bin",  # ogrinfo/ogr2ogr: how GIS users read Fieldline, and how tests check it
 )
 EXTENSIONS = ("postgis", "pgrouting")
+MOSQUITTO_CONF = Path("/etc/mosquitto/mosquitto.conf")
+# Mosquitto drops QoS 1 messages beyond 1,000 queued per client by default, silently; a
+# gateway catching up after a restart or a burst of offline backlogs must not lose them.
+BROKER_SETTINGS = {"max_queued_messages": "1000000"}
+BLOCK_START = "# BEGIN fieldline (written by `fieldline services up`)"
+BLOCK_END = "# END fieldline"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 
 
@@ -161,6 +167,36 @@ def ensure_running(server: Server, report: Callable[[str], None] = _report) -> N
     report(f"{server.name}: running on {server.host or 'localhost'}:{server.port}")
 
 
+def broker_block() -> str:
+    lines = [f"{name} {value}" for name, value in BROKER_SETTINGS.items()]
+    return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"
+
+
+def configure_broker(conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] = _report) -> bool:
+    """Put Fieldline's broker settings into the local Mosquitto configuration (a marked block,
+    replaced whole on later runs) and have a running broker reload it. True if it changed."""
+    if not conf.exists():
+        report(f"mosquitto: no {conf}; set {', '.join(BROKER_SETTINGS)} in its configuration")
+        return False
+    text = conf.read_text()
+    block = broker_block()
+    if BLOCK_START in text:
+        before, _, rest = text.partition(BLOCK_START)
+        _, _, after = rest.partition(BLOCK_END + "\n")
+        new_text = before + block + after
+    else:
+        new_text = text.rstrip("\n") + "\n\n" + block
+    if new_text == text:
+        return False
+    if os.geteuid() != 0:
+        raise ServicesError(f"add these lines to {conf} as root, then reload Mosquitto:\n{block}")
+    conf.write_text(new_text)
+    # These settings are reloaded on SIGHUP: no restart, no dropped connections.
+    subprocess.run(["pkill", "-HUP", "-x", "mosquitto"], check=False)
+    report(f"mosquitto: configured ({', '.join(f'{k} {v}' for k, v in BROKER_SETTINGS.items())})")
+    return True
+
+
 def _libpq_url(url: str, database: str | None = None) -> str:
     parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
     if database is not None:
@@ -194,6 +230,7 @@ def ensure_database(url: str, report: Callable[[str], None] = _report) -> None:
 
 def services_up(settings: Settings, report: Callable[[str], None] = _report) -> None:
     install_packages(missing_packages(), report)
+    configure_broker(report=report)
     for server in servers(settings):
         ensure_running(server, report)
     for url in (settings.sqlalchemy_url, settings.test_database_url):

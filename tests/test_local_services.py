@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -46,3 +48,25 @@ def test_a_remote_server_is_never_started(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ServicesError, match="does not answer"):
         local_services.ensure_running(server, lambda line: None)
     assert started == []
+
+
+def test_broker_block_is_added_once_and_replaced_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_services.subprocess, "run", lambda *a, **k: None)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener 1883 127.0.0.1\nallow_anonymous true\n")
+    assert local_services.configure_broker(conf, lambda line: None)
+    assert not local_services.configure_broker(conf, lambda line: None)
+    text = conf.read_text()
+    assert text.startswith("listener 1883 127.0.0.1\nallow_anonymous true\n")
+    assert text.count("max_queued_messages") == 1
+    monkeypatch.setitem(local_services.BROKER_SETTINGS, "max_queued_messages", "5")
+    assert local_services.configure_broker(conf, lambda line: None)
+    assert conf.read_text().count("max_queued_messages 5") == 1
+    assert conf.read_text().count(local_services.BLOCK_START) == 1
+
+
+def test_the_machines_broker_keeps_a_large_queue() -> None:
+    # After `services up`, the local broker's configuration carries the block.
+    assert local_services.broker_block() in local_services.MOSQUITTO_CONF.read_text()
