@@ -1,21 +1,32 @@
 """`fieldline demo` / `make demo`: the whole system on one machine with the fixture city.
 
 Steps: local services up, migrations, fixture import (an upsert, so reruns change nothing),
-then the web server in the foreground until Ctrl-C.
+demo crews with their devices bound, then a gateway worker and the simulated crews and SCADA
+stations in the background and the web server in the foreground until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from fieldline.settings import Settings, get_settings
 
 FIXTURE_CITY = Path(__file__).resolve().parent.parent / "fixtures" / "city"
+DEMO_CREWS = 6
+DEMO_METERS = 20
+MODES = {"drive": "vehicle", "walk": "foot"}
 
 
-def prepare(settings: Settings, fixtures: Path) -> None:
+def prepare(settings: Settings, fixtures: Path) -> list[str]:
+    """Everything the demo needs in the database; returns the demo crews' public ids."""
     from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
     from fieldline.gis.importer import find_sources, import_path
     from fieldline.local_services import services_up
@@ -29,10 +40,56 @@ def prepare(settings: Settings, fixtures: Path) -> None:
                 f"loaded {summary.layer:<20} {summary.inserted + summary.updated:>6} features"
                 + (f", {len(summary.rejected)} rejected" if summary.rejected else "")
             )
+        crews = demo_crews(session)
+        session.commit()
     engine.dispose()
+    return crews
 
 
-def announce(settings: Settings) -> None:
+def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
+    """The demo's crews, created once (found again by name) with their devices bound the way
+    the simulator sends: own JSON on the crew's topic, or the OwnTracks app."""
+    from fieldline.device_gateway.simulator import crew_specs
+    from fieldline.server.crews.models import Crew, Device
+    from fieldline.server.crews.services import bind_device, create_crew
+
+    # The simulator picks each crew's mode and app by its place in the list, not by its id.
+    placeholders = [str(number) for number in range(count)]
+    crew_ids = []
+    for number, spec in enumerate(crew_specs(placeholders), start=1):
+        name = f"Demo crew {number}"
+        crew = session.scalar(sa.select(Crew).where(Crew.name == name))
+        if crew is None:
+            crew = create_crew(session, name, MODES[spec.mode])
+        crew_ids.append(crew.public_id)
+    for spec in crew_specs(crew_ids):
+        if spec.protocol == "owntracks":
+            identifier = f"{spec.owntracks_user}/{spec.owntracks_device}"
+            bound = session.scalar(
+                sa.select(Device).where(Device.kind == "owntracks", Device.identifier == identifier)
+            )
+            if bound is None:
+                bind_device(session, spec.crew_id, "owntracks", identifier)
+    return crew_ids
+
+
+@contextmanager
+def background(commands: list[list[str]]) -> Iterator[None]:
+    """Run helper processes for as long as the server runs, and stop them after."""
+    processes = [subprocess.Popen(command) for command in commands]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def announce(settings: Settings, crews: list[str]) -> None:
     base = f"http://{settings.host}:{settings.port}"
     click.echo("")
     click.echo(f"Fieldline demo: {base}/")
@@ -42,6 +99,9 @@ def announce(settings: Settings) -> None:
     click.echo(
         f"  what is near a point: {base}/api/v1/assets/around?lon=24.944&lat=60.169&radius_m=50"
     )
+    click.echo(f"  OGC API - Features:   {base}/ogc")
+    click.echo(f"  crews, live:          {base}/api/v1/crews   {base}/api/v1/live")
+    click.echo(f"  a crew's track:       {base}/api/v1/crews/{crews[0]}/positions")
     click.echo(f"  readiness:            {base}/readyz")
     click.echo("Press Ctrl-C to stop.")
     click.echo("")
@@ -51,9 +111,14 @@ def run(settings: Settings | None = None, fixtures: Path = FIXTURE_CITY) -> None
     from fieldline.server.wsgi import serve
 
     settings = settings or get_settings()
-    prepare(settings, fixtures)
-    announce(settings)
-    serve(settings, settings.host, settings.port)
+    crews = prepare(settings, fixtures)
+    fieldline = [sys.executable, "-m", "fieldline.cli"]
+    simulate = [*fieldline, "simulate", "--stations", "--meters", str(DEMO_METERS)]
+    for crew in crews:
+        simulate += ["--crew", crew]
+    with background([[*fieldline, "gateway"], simulate]):
+        announce(settings, crews)
+        serve(settings, settings.host, settings.port)
 
 
 if __name__ == "__main__":
