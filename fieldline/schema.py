@@ -1,7 +1,7 @@
 """Every table of Fieldline in one metadata, for migrations and schema checks.
 
-The migrations live under gis/ for history's sake, but they own the whole database; the tables
-of server domains are registered here rather than imported by the geographic core.
+The migrations (fieldline/migrations/) own the whole database; they read this metadata, so the
+geographic core never has to import the server's models.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fieldline"
 
 # part -> parts it must never import
 FORBIDDEN = {
-    "gis": ("fieldline.server", "fieldline.device_gateway", "flask", "paho"),
+    "gis": ("fieldline.server", "fieldline.device_gateway", "fieldline.schema", "flask", "paho"),
     "device_gateway": ("fieldline.server.views", "flask"),
     "server": ("fieldline.device_gateway",),
 }

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fieldline.settings import to_sqlalchemy_url
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# The migrations own the whole database (every part's tables), so they live beside the parts.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: object) -> sa.Engine:
