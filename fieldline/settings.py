@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # broker redelivers a crashed worker's unacknowledged messages only to the same client id.
     gateway_client_id: str = ""
     gateway_share_group: str = "fieldline"  # workers of one group split the load
+    # Whether this worker takes the Sparkplug B topics (`spBv1.0/#`), subscribed without the
+    # share group because a host must see all of an edge node's messages: on in exactly one
+    # worker of a deployment, false in the others.
+    gateway_sparkplug: bool = True
     mqtt_session_expiry_s: Annotated[int, Field(ge=0)] = 3600
     gateway_max_payload_bytes: Annotated[int, Field(ge=64)] = 64 * 1024
     gateway_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000

@@ -1,7 +1,7 @@
 """The handlers that run after a batch is committed: update the latest positions, publish live
-events, announce dead letters. The database is the record; these are best effort, and a
-failure is logged and counted, never a reason to hold back the acknowledgement (the rows they
-would announce are already stored)."""
+events, announce dead letters, send commands to devices (Sparkplug rebirth requests). The
+database is the record; these are best effort, and a failure is logged and counted, never a
+reason to hold back the acknowledgement (the rows they would announce are already stored)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEADLETTER_TOPIC = "fieldline/deadletter"
 Announce = Callable[[str, str], None]  # (MQTT topic, payload)
+Send = Callable[[str, bytes], None]  # (MQTT topic, payload) of a command to a device
 
 
 def fix_json(fix: Fix) -> dict[str, Any]:
@@ -36,16 +37,18 @@ def fix_json(fix: Fix) -> dict[str, Any]:
 
 
 class Fanout:
-    def __init__(self, live: Live, announce: Announce, stream_maxlen: int) -> None:
+    def __init__(self, live: Live, announce: Announce, stream_maxlen: int, send: Send) -> None:
         self.live = live
         self.announce = announce
         self.stream_maxlen = stream_maxlen
+        self.send = send
 
     def run(self, outcomes: Sequence[Outcome], written: Written) -> None:
         for name, handler in (
             ("update_latest", self.update_latest),
             ("publish_live", self.publish_live),
             ("announce_deadletter", self.announce_deadletter),
+            ("send_commands", self.send_commands),
         ):
             try:
                 handler(outcomes, written)
@@ -86,3 +89,9 @@ class Fanout:
                 self.live.add_deadletter(body, self.stream_maxlen)
                 self.live.publish({"type": "deadletter", **body})
                 self.announce(DEADLETTER_TOPIC, json.dumps(body))
+
+    def send_commands(self, outcomes: Sequence[Outcome], written: Written) -> None:
+        for outcome in outcomes:
+            for command in outcome.commands:
+                self.send(command.topic, command.payload)
+                metrics.SPARKPLUG_REBIRTHS.labels(command.reason).inc()

@@ -29,3 +29,13 @@ HANDLER_FAILURES = Counter(
 STORAGE_RETRIES = Counter(
     "fieldline_gateway_storage_retries_total", "Batches retried after a database error"
 )
+SPARKPLUG_REBIRTHS = Counter(
+    "fieldline_gateway_sparkplug_rebirth_requests_total",
+    "Rebirth commands (NCMD) sent to Sparkplug edge nodes, by why",
+    ["reason"],
+)
+SPARKPLUG_SKIPPED = Counter(
+    "fieldline_gateway_sparkplug_skipped_metrics_total",
+    "Sparkplug metric values left out (not numeric, out of sync, ...), by reason",
+    ["reason"],
+)

@@ -1,9 +1,9 @@
 """The ordered handlers a message goes through, each small and named.
 
-Before the commit (pure but for the directory of known devices):
+Before the commit (pure but for the directory of known devices and the Sparkplug session):
   check_size -> route -> decode -> bind -> filter (quarantine) -> into the batch
 After the commit (`fanout.py`):
-  update_latest -> publish_live -> announce_deadletter
+  update_latest -> publish_live -> announce_deadletter -> send_commands
 
 A message that cannot be used at any step becomes a dead letter with the step's reason; an
 unexpected exception in a step is logged, counted and dead-letters the message with reason
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fieldline.device_gateway import filters, metrics
 from fieldline.device_gateway.directory import Directory
@@ -31,6 +33,11 @@ from fieldline.device_gateway.messages import (
 )
 from fieldline.device_gateway.topics import Route, decoder_of, find_route
 from fieldline.settings import Settings
+
+if TYPE_CHECKING:
+    from fieldline.device_gateway.decoders.sparkplug import SparkplugSession
+
+SPARKPLUG_PREFIX = "spb:"
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,15 @@ class DeadLetterEntry:
     digest: str
 
 
+@dataclass(frozen=True)
+class Command:
+    """An MQTT message to send to a device after the commit (a Sparkplug rebirth request)."""
+
+    topic: str
+    payload: bytes
+    reason: str
+
+
 @dataclass
 class Outcome:
     """What one MQTT message produced, ready to be written in a batch."""
@@ -66,6 +82,7 @@ class Outcome:
     task_events: list[TaskStatus] = field(default_factory=list)
     reports: list[FieldReport] = field(default_factory=list)
     device_events: list[DeviceEvent] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
     dead_letters: list[DeadLetterEntry] = field(default_factory=list)
 
 
@@ -110,6 +127,10 @@ class Pipeline:
         # several workers a device's fixes may be split between them, and each judges the fixes
         # it sees; the database keys still make every write idempotent.
         self.previous: dict[tuple[str, str], Fix] = {}
+        # What Sparkplug makes a host remember per edge node (aliases, seq), made on the first
+        # Sparkplug message; `_skipped_seen` is how much of its `skipped` is exported already.
+        self._sparkplug: SparkplugSession | None = None
+        self._skipped_seen: Counter[str] = Counter()
 
     def process(self, inbound: Inbound) -> Outcome:
         outcome = Outcome(received_at=inbound.received_at)
@@ -124,6 +145,7 @@ class Pipeline:
             decoded = self.decode(inbound, route)
             step = "bind"
             bound = [self.bind(message) for message in decoded]
+            bound += [reading for message in bound for reading in self.stale_readings(message)]
             step = "filter"
             self.collect(bound, outcome, inbound.received_at)
         except Rejected as exc:
@@ -160,9 +182,27 @@ class Pipeline:
 
     def decode(self, inbound: Inbound, route: Route) -> list[Message]:
         try:
+            if route.stateful:
+                return self.decode_sparkplug(inbound)
             return decoder_of(route)(inbound.topic, inbound.payload)
         except DecodeError as exc:
             raise Rejected(exc.reason, exc.detail) from None
+
+    def decode_sparkplug(self, inbound: Inbound) -> list[Message]:
+        if self._sparkplug is None:
+            try:
+                from fieldline.device_gateway.decoders.sparkplug import SparkplugSession
+            except ImportError as exc:
+                raise DecodeError("decoder_unavailable", f"sparkplug: {exc}") from None
+            self._sparkplug = SparkplugSession()
+        session = self._sparkplug
+        try:
+            return session.decode(inbound.topic, inbound.payload)
+        finally:
+            for reason, count in session.skipped.items():
+                if count > self._skipped_seen[reason]:
+                    metrics.SPARKPLUG_SKIPPED.labels(reason).inc(count - self._skipped_seen[reason])
+                    self._skipped_seen[reason] = count
 
     def bind(self, message: Message) -> Message:
         """The message with its source resolved to a known crew, station or meter."""
@@ -192,7 +232,39 @@ class Pipeline:
             and directory.owntracks_crew(message.source.removeprefix("owntracks:")) is None
         ):
             raise Rejected("unknown_device", message.source)
+        elif (
+            isinstance(message, DeviceEvent)
+            and message.kind in ("birth", "death")
+            and message.source.startswith(SPARKPLUG_PREFIX)
+        ):
+            # A node's death speaks for its devices too: known if any of them is bound.
+            sources = [message.source, *message.detail.get("stale", {})]
+            if all(directory.station(source) is None for source in sources):
+                raise Rejected("unknown_station", message.source)
         return message
+
+    def stale_readings(self, message: Message) -> list[Reading]:
+        """A Sparkplug death makes the last values of its bound stations stale: a reading
+        without value (as SCADA JSON reports a stale value) for each metric, at the death."""
+        if not (
+            isinstance(message, DeviceEvent)
+            and message.kind == "death"
+            and message.source.startswith(SPARKPLUG_PREFIX)
+        ):
+            return []
+        from fieldline.device_gateway.decoders.sparkplug import BDSEQ_METRIC, CONTROL_PREFIXES
+
+        readings = []
+        for source, names in message.detail.get("stale", {}).items():
+            station_id = self.directory.station(source)
+            if station_id is None:
+                continue
+            readings += [
+                Reading(station_id, name, message.ts, None)
+                for name in names
+                if name != BDSEQ_METRIC and not name.startswith(CONTROL_PREFIXES)
+            ]
+        return readings
 
     def collect(self, messages: list[Message], outcome: Outcome, now: datetime) -> None:
         # A backlog arrives in any order: judge its fixes in the order they were measured.
@@ -214,6 +286,12 @@ class Pipeline:
                 outcome.task_events.append(message)
             elif isinstance(message, FieldReport):
                 outcome.reports.append(message)
+            elif isinstance(message, DeviceEvent) and message.kind == "rebirth_needed":
+                # The command is sent after the commit; the event is kept without its bytes.
+                detail = dict(message.detail)
+                payload: bytes = detail.pop("payload")
+                outcome.commands.append(Command(detail["topic"], payload, detail["reason"]))
+                outcome.device_events.append(replace(message, detail=detail))
             elif isinstance(message, DeviceEvent):
                 outcome.device_events.append(message)
 

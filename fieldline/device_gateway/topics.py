@@ -1,8 +1,9 @@
 """Which decoder reads which topic: one row per format, in the order they are tried.
 
-The gateway subscribes to every pattern (through its shared subscription group), and the
-`kind` names the row in metrics. Decoders are imported when first used, so that a decoder with
-heavy dependencies (Sparkplug's protobuf) costs nothing until its topics carry traffic.
+The gateway subscribes to every pattern (through its shared subscription group, except the
+stateful rows: see `worker.subscriptions`), and the `kind` names the row in metrics. Decoders
+are imported when first used, so that a decoder with heavy dependencies (Sparkplug's protobuf)
+costs nothing until its topics carry traffic.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Route:
     kind: str
     pattern: str  # an MQTT topic filter
     module: str  # a module of fieldline.device_gateway.decoders with decode(topic, payload)
+    # The decoder remembers each source between messages (the pipeline holds its session), so
+    # every message of a source must reach the same worker.
+    stateful: bool = False
 
 
 ROUTES = (
@@ -34,7 +38,7 @@ ROUTES = (
     Route("owntracks", "owntracks/+/+/event", "owntracks"),
     Route("scada", "fieldline/scada/+", "scada_json"),
     Route("meter", "fieldline/meters/+/reading", "meter"),
-    Route("sparkplug", "spBv1.0/#", "sparkplug"),
+    Route("sparkplug", "spBv1.0/#", "sparkplug", stateful=True),
 )
 
 

@@ -62,8 +62,19 @@ def client_id(settings: Settings) -> str:
     return settings.gateway_client_id or f"fieldline-gw-{socket.gethostname()}-{os.getpid()}"
 
 
-def subscriptions(group: str) -> list[str]:
-    return sorted({f"$share/{group}/{route.pattern}" for route in ROUTES})
+def subscriptions(group: str, sparkplug: bool) -> list[str]:
+    """The shared subscriptions of every worker, and the stateful routes (Sparkplug) plainly in
+    the one worker that takes them.
+
+    A shared subscription hands each message to one worker of the group, round robin: an edge
+    node's NBIRTH would reach one worker and its NDATA others, which know neither its aliases
+    nor its `seq`, and would drop the data and ask for rebirths over and over. A plain
+    subscription gets every Sparkplug message of the deployment, so exactly one worker may have
+    FIELDLINE_GATEWAY_SPARKPLUG on; the others set it false.
+    """
+    shared = {f"$share/{group}/{route.pattern}" for route in ROUTES if not route.stateful}
+    plain = {route.pattern for route in ROUTES if route.stateful and sparkplug}
+    return sorted(shared | plain)
 
 
 class Gateway:
@@ -75,7 +86,9 @@ class Gateway:
         )
         self.pipeline = Pipeline(settings, DatabaseDirectory(self.engine))
         self.live = Live.from_url(settings.redis_url, settings.redis_prefix)
-        self.fanout = Fanout(self.live, self._announce, settings.deadletter_stream_maxlen)
+        self.fanout = Fanout(
+            self.live, self._announce, settings.deadletter_stream_maxlen, self._send_command
+        )
         self.inbox: queue.Queue[Envelope] = queue.Queue()
         self.stopping = threading.Event()
         self.connected = threading.Event()
@@ -104,7 +117,8 @@ class Gateway:
             log.warning("broker refused the connection: %s", reason)
             return
         self._session += 1
-        client.subscribe([(topic, 1) for topic in subscriptions(self.settings.gateway_share_group)])
+        topics = subscriptions(self.settings.gateway_share_group, self.settings.gateway_sparkplug)
+        client.subscribe([(topic, 1) for topic in topics])
         log.info("connected (session present: %s)", flags.session_present)
         self.connected.set()
 
@@ -120,6 +134,11 @@ class Gateway:
 
     def _announce(self, topic: str, payload: str) -> None:
         self.client.publish(topic, payload, qos=1)
+
+    def _send_command(self, topic: str, payload: bytes) -> None:
+        # Sparkplug: commands are QoS 0 and never retained (a stale rebirth request must not
+        # reach an edge node that connects later).
+        self.client.publish(topic, payload, qos=0, retain=False)
 
     def _ack(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
@@ -284,7 +303,7 @@ def run(settings: Settings) -> None:
     log.info(
         "gateway %s subscribed to %s",
         client_id(settings),
-        ", ".join(subscriptions(settings.gateway_share_group)),
+        ", ".join(subscriptions(settings.gateway_share_group, settings.gateway_sparkplug)),
     )
     done.wait()
     gateway.stop()

@@ -8,8 +8,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from fieldline.gis.errors import Conflict, InvalidField, NotFound
+from fieldline.gis.models import Station
 from fieldline.server.crews.services import get_crew
-from fieldline.server.telemetry.models import PARTITIONED, DeadLetter, Position, TelemetryReading
+from fieldline.server.telemetry.models import (
+    PARTITIONED,
+    DeadLetter,
+    Position,
+    StationBinding,
+    TelemetryReading,
+)
 
 PARTITION_DAYS_AHEAD = 7
 
@@ -35,6 +43,24 @@ def prune(connection: sa.Connection, retention_days: int, today: date) -> list[s
             {"t": table, "c": column, "b": before},
         ).scalars()
     return dropped
+
+
+def bind_station(session: Session, station_public_id: str, source: str) -> StationBinding:
+    """Bind the name a SCADA system or Sparkplug edge reports under (`PS-KAMPPI-1`,
+    `spb:group/edge[/device]`) to a station; binding it again to the same station is a no-op."""
+    if not source.strip() or source != source.strip():
+        raise InvalidField("source", "must be a non-empty name without surrounding spaces")
+    station = session.scalar(sa.select(Station).where(Station.public_id == station_public_id))
+    if station is None:
+        raise NotFound(f"no station with id {station_public_id!r}")
+    binding = session.get(StationBinding, source)
+    if binding is not None and binding.station_id != station.id:
+        raise Conflict(f"{source} is bound to another station")
+    if binding is None:
+        binding = StationBinding(source=source, station_id=station.id)
+        session.add(binding)
+        session.flush()
+    return binding
 
 
 def crew_track(
