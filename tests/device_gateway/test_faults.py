@@ -1,0 +1,435 @@
+"""The gateway stores every QoS 1 message exactly once across failures: the gateway killed
+with SIGKILL, the broker restarted, the database down for a while.
+
+Each test runs `fieldline gateway` as a process of its own against a private Mosquitto (so that
+thousands of test messages never reach other subscribers of the machine's broker), publishes a
+stream of own-JSON fixes for a fresh crew, breaks something mid-stream, and counts the rows.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import redis
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
+from fieldline.local_services import ensure_database
+from fieldline.server.crews.services import create_crew
+from fieldline.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+FIXES = 20_000
+SETTLE_S = 120.0  # the fixes left after a fault, on a busy two-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# -- a private Mosquitto ----------------------------------------------------------------------
+
+
+class Broker:
+    """Mosquitto on a free loopback port, persisting its sessions in a folder of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        (folder / "store").mkdir(parents=True)
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            # Running as root, Mosquitto would switch to its own user, who cannot write here.
+            f"user {getpass.getuser()}\n"
+            "persistence true\n"
+            f"persistence_location {folder / 'store'}/\n"
+            # SIGTERM saves everything; a save each second covers a harder stop too (a save
+            # on every change would make the broker the bottleneck).
+            "autosave_interval 1\n"
+            "max_queued_messages 1000000\n"
+            "max_inflight_messages 0\n"
+            f"log_dest file {folder / 'mosquitto.log'}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with (self.folder / "mosquitto.out").open("ab") as out:
+            self.process = subprocess.Popen(
+                ["mosquitto", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: accepts(self.port), 10, "Mosquitto to listen")
+
+    def stop(self) -> None:
+        # SIGTERM: Mosquitto writes its persistence file on the way out.
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.process = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+# -- the gateway as a process -----------------------------------------------------------------
+
+
+@dataclass
+class GatewayProcess:
+    env: dict[str, str]
+    logs: Path
+    runs: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def log_text(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}"
+            for path in sorted(self.logs.glob("gateway-*.log"))
+        )
+
+    def start(self) -> None:
+        self.runs += 1
+        log = self.logs / f"gateway-{self.runs}.log"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fieldline.cli", "gateway"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: "connected (session present" in log.read_text(), 30, "the gateway")
+        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class Crew:
+    engine: sa.Engine
+    crew_id: str
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Rows, distinct fix times, quarantined fixes and dead letters of the crew."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM positions WHERE crew_id = :c),"
+                    " (SELECT count(DISTINCT fix_time) FROM positions WHERE crew_id = :c),"
+                    " (SELECT count(*) FROM quarantined_fixes WHERE crew_id = :c),"
+                    " (SELECT count(*) FROM dead_letters WHERE topic LIKE '%/' || :c || '/%')"
+                ),
+                {"c": self.crew_id},
+            ).one()
+        rows, distinct, quarantined, dead = (int(value) for value in row)
+        return rows, distinct, quarantined, dead
+
+    def stored(self) -> int:
+        return self.counts()[0]
+
+
+def new_crew(engine: sa.Engine) -> Crew:
+    with make_sessionmaker(engine)() as session:
+        crew = create_crew(session, f"Fault test crew {uuid.uuid4().hex[:8]}", "vehicle")
+        session.commit()
+        return Crew(engine, crew.public_id)
+
+
+def remove_crew(crew: Crew) -> None:
+    with crew.engine.begin() as connection:
+        for statement in (
+            "DELETE FROM positions WHERE crew_id = :c",
+            "DELETE FROM quarantined_fixes WHERE crew_id = :c",
+            "DELETE FROM dead_letters WHERE topic LIKE '%/' || :c || '/%'",
+            "DELETE FROM crews WHERE public_id = :c",
+        ):
+            connection.execute(sa.text(statement), {"c": crew.crew_id})
+
+
+@pytest.fixture
+def gateway_env(settings: Settings, broker: Broker, tmp_path: Path) -> Iterator[dict[str, str]]:
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        "FIELDLINE_DATABASE_URL": settings.database_url,
+        "FIELDLINE_REDIS_URL": settings.redis_url,
+        "FIELDLINE_MQTT_URL": broker.url,
+        "FIELDLINE_REDIS_PREFIX": f"fieldline_test_{tag}",
+        "FIELDLINE_GATEWAY_SHARE_GROUP": f"test_{tag}",
+        # Fixed: the second run resumes the first one's persistent session.
+        "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-fault-{tag}",
+        "FIELDLINE_MQTT_SESSION_EXPIRY_S": "600",
+        "FIELDLINE_GATEWAY_METRICS_PORT": "0",
+        "FIELDLINE_GATEWAY_SPARKPLUG": "false",
+    }
+    yield env
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(f"{env['FIELDLINE_REDIS_PREFIX']}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def gateway(gateway_env: dict[str, str], tmp_path: Path) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(gateway_env, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(process.log_text())  # shown by pytest when the test fails
+
+
+# -- publishing -------------------------------------------------------------------------------
+
+
+class Publisher:
+    """QoS 1 with a persistent session: what the broker has not acknowledged is sent again
+    after a reconnect."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fault-publisher-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
+        self.client.max_inflight_messages_set(200)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(self, crew_id: str, count: int) -> None:
+        # One fix a second, ending a minute ago: every fix passes the GPS filters.
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count + 60)
+        topic = f"fieldline/crews/{crew_id}/position"
+        for i in range(count):
+            at = start + timedelta(seconds=i)
+            payload = json.dumps({"ts": at.isoformat(), "lat": 60.17, "lon": 24.94})
+            self.infos.append(self.client.publish(topic, payload, qos=1))
+
+    def acknowledged(self) -> int:
+        return sum(info.is_published() for info in self.infos)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def publisher(broker: Broker) -> Iterator[Publisher]:
+    client = Publisher(broker)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def settle(crew: Crew, expected: int, timeout: float) -> tuple[int, int, int, int]:
+    """Wait for the expected count, then a little longer for anything extra to show."""
+    wait_until(lambda: crew.stored() >= expected, timeout, f"{expected} rows")
+    time.sleep(1.0)
+    return crew.counts()
+
+
+# -- the faults -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(200)
+def test_a_killed_gateway_loses_nothing_and_stores_nothing_twice(
+    gateway: GatewayProcess, publisher: Publisher, engine: sa.Engine
+) -> None:
+    crew = new_crew(engine)
+    try:
+        gateway.start()
+        started = time.monotonic()
+        publisher.publish(crew.crew_id, FIXES)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        gateway.kill()
+        killed_at = crew.stored()
+        assert killed_at < FIXES, "the stream ended before the kill"
+        gateway.start()
+        counts = settle(crew, FIXES, SETTLE_S)
+        print(f"{FIXES} fixes in {time.monotonic() - started:.1f} s; killed at {killed_at}")
+        assert counts == (FIXES, FIXES, 0, 0)
+        wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
+    finally:
+        gateway.stop()
+        remove_crew(crew)
+
+
+@pytest.mark.timeout(200)
+def test_a_broker_restart_loses_nothing_and_stores_nothing_twice(
+    gateway: GatewayProcess, broker: Broker, publisher: Publisher, engine: sa.Engine
+) -> None:
+    crew = new_crew(engine)
+    try:
+        gateway.start()
+        publisher.publish(crew.crew_id, FIXES)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        broker.stop()
+        stopped_at = crew.stored()
+        assert stopped_at < FIXES, "the stream ended before the broker stopped"
+        time.sleep(1.0)
+        broker.start()
+        assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
+        assert gateway.alive()
+        wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
+    finally:
+        gateway.stop()
+        remove_crew(crew)
+
+
+# -- a private PostgreSQL ---------------------------------------------------------------------
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster with PostGIS on a free loopback port.
+
+    PostgreSQL refuses to run as root: as root it runs as the `postgres` user, in a folder that
+    user owns (pytest's temporary folders are private to root)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="fieldline-pg-"))
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self.data = self.folder / "data"
+        self.log = self.folder / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/fieldline"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "--encoding=UTF8", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+            "-o", options, "-w", "-t", "30", "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"no PostgreSQL 15 server binaries in {PG_BIN}")
+    cluster = Postgres()
+    try:
+        cluster.init()
+        cluster.start()
+        ensure_database(cluster.url, report=lambda line: None)
+        upgrade(cluster.url)
+        yield cluster
+    finally:
+        if cluster.log.exists():
+            print(f"--- postgres.log\n{cluster.log.read_text(errors='replace')}")
+        cluster.remove()
+
+
+@pytest.mark.timeout(200)
+def test_the_database_down_for_ten_seconds_loses_nothing_and_stores_nothing_twice(
+    gateway: GatewayProcess, publisher: Publisher, postgres: Postgres
+) -> None:
+    engine = make_engine(postgres.url)
+    crew = new_crew(engine)
+    try:
+        gateway.env["FIELDLINE_DATABASE_URL"] = postgres.url
+        gateway.start()
+        publisher.publish(crew.crew_id, FIXES)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        engine.dispose()
+        postgres.stop()
+        time.sleep(10)
+        assert gateway.alive()
+        postgres.start()
+        assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
+        assert gateway.alive()
+        assert "database unavailable" in gateway.log_text()
+    finally:
+        gateway.stop()
+        engine.dispose()
