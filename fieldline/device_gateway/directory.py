@@ -18,6 +18,11 @@ from fieldline.server.crews.models import Crew, Device
 from fieldline.server.telemetry.models import StationBinding
 
 
+class DirectoryUnavailable(Exception):
+    """A name could not be checked because the database cannot be reached: the message is not
+    at fault and must wait, not be dead-lettered."""
+
+
 class Directory(Protocol):
     def crew_mode(self, crew_id: str) -> str | None: ...
     def owntracks_crew(self, identifier: str) -> str | None: ...
@@ -63,8 +68,15 @@ class DatabaseDirectory:
 
     def _fresh(self, missing: bool) -> None:
         age = time.monotonic() - self._loaded_at
-        if age > self.refresh_s or (missing and age > self.miss_s):
+        if not (age > self.refresh_s or (missing and age > self.miss_s)):
+            return
+        try:
             self.load()
+        except sa.exc.OperationalError as exc:
+            # With the database away, the names already known stay good; an unknown name
+            # cannot be judged until it is back.
+            if missing or self._loaded_at == float("-inf"):
+                raise DirectoryUnavailable(str(exc)) from exc
 
     def _lookup(self, table: str, key: str) -> str | None:
         self._fresh(missing=False)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fieldline.device_gateway import filters, metrics
-from fieldline.device_gateway.directory import Directory
+from fieldline.device_gateway.directory import Directory, DirectoryUnavailable
 from fieldline.device_gateway.messages import (
     DecodeError,
     DeviceEvent,
@@ -150,6 +150,8 @@ class Pipeline:
             self.collect(bound, outcome, inbound.received_at)
         except Rejected as exc:
             return self.reject(inbound, outcome.kind, exc.reason, exc.detail)
+        except DirectoryUnavailable:
+            raise  # the database is away: the caller waits and processes the message again
         except Exception as exc:  # a bug in a handler must not lose the message or the worker
             log.exception("handler %s failed on a message on %s", step, inbound.topic[:200])
             metrics.HANDLER_FAILURES.labels(step).inc()

@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fieldline.device_gateway import metrics
-from fieldline.device_gateway.directory import DatabaseDirectory
+from fieldline.device_gateway.directory import DatabaseDirectory, DirectoryUnavailable
 from fieldline.device_gateway.fanout import Fanout
 from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
 from fieldline.device_gateway.storage import Store, Written
@@ -175,7 +175,15 @@ class Gateway:
             batch = self._gather()
             if not batch:
                 continue
-            pairs = [(e.inbound, self.pipeline.process(e.inbound)) for e in batch]
+            pairs = []
+            for entry in batch:
+                outcome = self._process_retrying(entry.inbound)
+                if outcome is None:
+                    log.warning(
+                        "stopping with %d messages unwritten; the broker keeps them", len(batch)
+                    )
+                    return
+                pairs.append((entry.inbound, outcome))
             started = time.perf_counter()
             committed = self._commit(pairs)
             if committed is None:
@@ -221,6 +229,21 @@ class Gateway:
             for table, count in written.counts.items():
                 total.counts[table] = total.counts.get(table, 0) + count
         return total, outcomes
+
+    def _process_retrying(self, inbound: Inbound) -> Outcome | None:
+        """Process one message, waiting while the names it carries cannot be checked; None
+        when stopping meantime. The check comes before the GPS filters, so a message that
+        waits is filtered once, after it passes."""
+        delay = 0.1
+        while True:
+            try:
+                return self.pipeline.process(inbound)
+            except DirectoryUnavailable as exc:
+                metrics.STORAGE_RETRIES.inc()
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                if self.stopping.wait(delay):
+                    return None
+                delay = min(delay * 2, RETRY_MAX_S)
 
     def _write_retrying(self, outcomes: list[Outcome]) -> Written | None:
         """Write, waiting out an unavailable database with back-off; the batch stays

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
+import pytest
+import sqlalchemy as sa
+
+from fieldline.device_gateway.directory import DatabaseDirectory, DirectoryUnavailable
 from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
+from fieldline.gis.db import make_sessionmaker
+from fieldline.server.crews.services import create_crew
 from fieldline.settings import load_settings
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -81,3 +88,29 @@ def test_a_filtered_fix_is_quarantined_not_dropped() -> None:
     )
     assert outcome.fixes == []
     assert [reason for _, reason in outcome.quarantined] == ["accuracy"]
+
+
+def test_an_unreachable_database_makes_a_message_wait_not_a_dead_letter() -> None:
+    # Nothing listens on port 1 of the loopback: the directory cannot load.
+    engine = sa.create_engine("postgresql+psycopg://127.0.0.1:1/none", poolclass=sa.NullPool)
+    pipeline = Pipeline(load_settings(), DatabaseDirectory(engine))
+    fix = json.dumps({"ts": "2026-11-23T11:59:00Z", "lat": 60.17, "lon": 24.94})
+    with pytest.raises(DirectoryUnavailable):
+        pipeline.process(Inbound("fieldline/crews/C-000001/position", fix.encode(), NOW))
+
+
+def test_known_names_stay_good_while_the_database_is_away(engine: sa.Engine) -> None:
+    with make_sessionmaker(engine)() as session:
+        crew = create_crew(session, f"Directory test {uuid.uuid4().hex[:8]}")
+        session.commit()
+        known = crew.public_id
+    try:
+        directory = DatabaseDirectory(engine, refresh_s=0.0)
+        assert directory.crew_mode(known) == "vehicle"
+        directory.engine = sa.create_engine("postgresql+psycopg://127.0.0.1:1/none")
+        assert directory.crew_mode(known) == "vehicle"  # a failed refresh keeps what was known
+        with pytest.raises(DirectoryUnavailable):
+            directory.crew_mode("C-999999")  # an unknown name cannot be judged now
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM crews WHERE public_id = :id"), {"id": known})
