@@ -21,7 +21,7 @@ from fieldline.gis.crs import WGS84, Crs, crs_from_srid
 from fieldline.gis.errors import InvalidField
 from fieldline.gis.layers import COMMON_PROPERTIES, LAYERS, Attribute, Layer
 from fieldline.gis.models import SRID
-from fieldline.gis.validation import parse_value
+from fieldline.gis.validation import parse_datetime, parse_value
 
 # Query parameters that are not attribute filters.
 RESERVED_PARAMS = frozenset(
@@ -324,7 +324,7 @@ def _query_value(attribute: Attribute, raw: str, field: str) -> Any:
     if attribute.filter_range:
         # A range bound is not a stored value: `diameter_mm_min=0` is a fair question.
         if attribute.kind == "datetime":
-            return parse_value(Attribute(attribute.name, "datetime"), value, field)
+            return parse_datetime(value, field)
         return value
     return parse_value(attribute, value, field)
 

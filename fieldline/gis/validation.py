@@ -141,7 +141,8 @@ def _boolean(raw: Any, field: str) -> bool:
     return raw
 
 
-def _datetime(raw: Any, field: str) -> datetime:
+def parse_datetime(raw: Any, field: str) -> datetime:
+    """An ISO 8601 date-time with a time zone; a naive or malformed one is an InvalidField."""
     if not isinstance(raw, str):
         raise InvalidField(field, "must be an ISO 8601 date-time string")
     try:
@@ -165,6 +166,6 @@ _PARSERS = {
     "number": _number,
     "integer": _integer,
     "boolean": _boolean,
-    "datetime": _datetime,
+    "datetime": parse_datetime,
     "text_list": _text_list,
 }

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from fieldline.gis.validation import parse_datetime
+from fieldline.server.assets.params import query_errors
 from fieldline.server.errors import BadRequest
 
 
@@ -13,13 +15,8 @@ def parse_time(params: Mapping[str, str], name: str) -> datetime | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{raw[:40]!r} is not an ISO 8601 date-time", field=name) from None
-    if value.tzinfo is None:
-        raise BadRequest("needs a time zone (e.g. 2026-05-01T08:00:00Z)", field=name)
-    return value
+    with query_errors():
+        return parse_datetime(raw, name)
 
 
 def parse_interval(params: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
