@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fieldline.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _settings() -> Settings:
@@ -287,6 +293,132 @@ def simulate(
         client.disconnect()
     if sent is not None:
         click.echo(f"published {sent} messages")
+
+
+# --- the crew roster and device bindings ---------------------------------------------------
+
+
+@contextmanager
+def _database() -> Iterator[Session]:
+    """A session on FIELDLINE_DATABASE_URL; a refused value becomes the command's error."""
+    from fieldline.gis.db import make_engine, make_sessionmaker
+    from fieldline.gis.errors import GisError, InvalidField
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            yield session
+    except InvalidField as exc:
+        raise click.ClickException(f"{exc.field}: {exc.detail}") from None
+    except GisError as exc:
+        raise click.ClickException(exc.detail) from None
+    finally:
+        engine.dispose()
+
+
+def _lon_lat(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lon, lat = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            "must be LON,LAT, e.g. 24.94,60.17", param_hint="--depot"
+        ) from None
+    return lon, lat
+
+
+@main.group()
+def crews() -> None:
+    """The crew roster."""
+
+
+@crews.command("add")
+@click.argument("name")
+@click.option("--mode", default="vehicle", show_default=True, help="vehicle or foot.")
+@click.option("--skill", "skills", multiple=True, help="A skill (repeatable), e.g. welding.")
+@click.option("--depot", default=None, metavar="LON,LAT", help="Where the crew waits, WGS 84.")
+@click.option("--phone", default=None, help="The crew's phone number.")
+def crews_add(
+    name: str, mode: str, skills: tuple[str, ...], depot: str | None, phone: str | None
+) -> None:
+    """Add a crew; prints its id (C-000001)."""
+    from fieldline.server.crews.services import create_crew
+
+    point = _lon_lat(depot)
+    with _database() as session:
+        crew = create_crew(session, name, mode, skills=skills, depot=point, phone=phone)
+        session.commit()
+    click.echo(crew.public_id)
+
+
+@crews.command("list")
+def crews_list() -> None:
+    """Every crew with its mode, status, skills and devices."""
+    from datetime import UTC, datetime
+
+    import redis
+
+    from fieldline.server.crews.services import active_task_counts, list_crews
+    from fieldline.server.live.services import Live
+
+    settings = _settings()
+    try:
+        latest = Live.from_url(settings.redis_url, settings.redis_prefix).latest()
+    except redis.RedisError as exc:
+        click.echo(f"no latest fixes ({settings.redis_url}: {exc})", err=True)
+        latest = {}
+    with _database() as session:
+        found = list_crews(
+            session,
+            latest,
+            datetime.now(UTC),
+            active_task_counts(session),
+            stale_after_s=settings.crew_stale_after_s,
+        )
+    for crew in found:
+        devices = ",".join(f"{d['kind']}:{d['identifier']}" for d in crew["devices"]) or "-"
+        click.echo(
+            f"{crew['id']:<10} {crew['name']:<24} {crew['mode']:<8} {crew['status']:<10} "
+            f"{','.join(crew['skills']) or '-'}  {devices}"
+        )
+
+
+@main.group()
+def devices() -> None:
+    """Devices that report for crews."""
+
+
+@devices.command("add")
+@click.option("--crew", "crew_id", required=True, help="The crew's id (C-000001).")
+@click.option("--kind", default="own", show_default=True, help="own or owntracks.")
+@click.option("--identifier", required=True, help="A handheld's name, or an OwnTracks user/device.")
+def devices_add(crew_id: str, kind: str, identifier: str) -> None:
+    """Bind a device to a crew; its fixes then count as the crew's."""
+    from fieldline.server.crews.services import bind_device
+
+    with _database() as session:
+        device = bind_device(session, crew_id, kind, identifier)
+        session.commit()
+    click.echo(f"{device.kind} device {device.identifier} reports for {crew_id}")
+
+
+@main.group()
+def stations() -> None:
+    """SCADA and monitoring stations."""
+
+
+@stations.command("bind")
+@click.argument("station_id")
+@click.argument("source")
+def stations_bind(station_id: str, source: str) -> None:
+    """Bind the name SCADA reports a station under (PS-KAMPPI-1, spb:group/edge[/device])."""
+    from fieldline.server.telemetry.services import bind_station
+
+    with _database() as session:
+        binding = bind_station(session, station_id, source)
+        session.commit()
+    click.echo(f"{binding.source} reports for {station_id}")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,21 @@ from fieldline.server.errors import Forbidden
 # Crews' positions, station telemetry and the live stream; the dead letter is for operators.
 FIELD_READS = frozenset({"crews:read", "telemetry:read", "live:read"})
 OPERATOR_READS = FIELD_READS | {"deadletter:read"}
+# Keeping the roster (crews, members, skills, shifts) is dispatch work; binding devices and
+# SCADA names to crews and stations is provisioning.
+ROSTER_WRITES = frozenset({"crews:write"})
+PROVISIONING = frozenset({"devices:write", "stations:write"})
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"assets:read", "assets:write", "assets:history"}) | OPERATOR_READS,
-    "supervisor": frozenset({"assets:read", "assets:write", "assets:history"}) | OPERATOR_READS,
-    "dispatcher": frozenset({"assets:read", "assets:history"}) | OPERATOR_READS,
+    "admin": frozenset({"assets:read", "assets:write", "assets:history"})
+    | OPERATOR_READS
+    | ROSTER_WRITES
+    | PROVISIONING,
+    "supervisor": frozenset({"assets:read", "assets:write", "assets:history"})
+    | OPERATOR_READS
+    | ROSTER_WRITES
+    | PROVISIONING,
+    "dispatcher": frozenset({"assets:read", "assets:history"}) | OPERATOR_READS | ROSTER_WRITES,
     "crew_member": frozenset({"assets:read"}),
     "viewer": frozenset({"assets:read"}) | FIELD_READS,
     "integration": frozenset({"assets:read", "crews:read", "telemetry:read"}),

@@ -1,25 +1,131 @@
-"""`/api/v1/crews`: crews with their latest position, and each crew's GPS track."""
+"""`/api/v1/crews`: the roster (crews, members, skills, depots, shifts, status), device
+bindings, and each crew's GPS track."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
 
+from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import requires
-from fieldline.server.crews.services import list_crews
+from fieldline.server.crews import services
+from fieldline.server.errors import Unprocessable
 from fieldline.server.live.views import live
-from fieldline.server.resources import db
+from fieldline.server.resources import db, resources
 from fieldline.server.telemetry.params import parse_interval
 from fieldline.server.telemetry.services import crew_track
 
 blueprint = Blueprint("crews", __name__)
+JSON = ("application/json",)
+
+
+def _body() -> dict[str, Any]:
+    body = request_json(JSON)
+    if not isinstance(body, dict):
+        raise Unprocessable("must be a JSON object", field="body")
+    return body
+
+
+def _describe(crew_id: str) -> dict[str, Any]:
+    session = db()
+    return services.describe_crew(
+        session,
+        crew_id,
+        live().latest(),
+        datetime.now(UTC),
+        services.active_task_counts(session),
+        stale_after_s=resources().settings.crew_stale_after_s,
+    )
 
 
 @blueprint.get("")
 @requires("crews:read")
 def index() -> Any:
-    return {"crews": list_crews(db(), live().latest())}
+    session = db()
+    crews = services.list_crews(
+        session,
+        live().latest(),
+        datetime.now(UTC),
+        services.active_task_counts(session),
+        stale_after_s=resources().settings.crew_stale_after_s,
+    )
+    return {"crews": crews}
+
+
+@blueprint.post("")
+@requires("crews:write")
+def create() -> Any:
+    fields = services.crew_fields(_body(), partial=False)
+    crew = services.create_crew(db(), **fields)
+    db().commit()
+    return _describe(crew.public_id), 201, {"Location": f"/api/v1/crews/{crew.public_id}"}
+
+
+@blueprint.get("/<crew_id>")
+@requires("crews:read")
+def show(crew_id: str) -> Any:
+    return _describe(crew_id)
+
+
+@blueprint.patch("/<crew_id>")
+@requires("crews:write")
+def update(crew_id: str) -> Any:
+    services.update_crew(db(), crew_id, _body())
+    db().commit()
+    return _describe(crew_id)
+
+
+@blueprint.delete("/<crew_id>")
+@requires("crews:write")
+def delete(crew_id: str) -> Any:
+    services.delete_crew(db(), crew_id)
+    db().commit()
+    return "", 204
+
+
+@blueprint.post("/<crew_id>/shifts")
+@requires("crews:write")
+def add_shift(crew_id: str) -> Any:
+    body = _body()
+    shift = services.add_shift(db(), crew_id, body.get("starts_at"), body.get("ends_at"))
+    db().commit()
+    return services.shift_json(shift), 201
+
+
+@blueprint.get("/<crew_id>/shifts")
+@requires("crews:read")
+def shifts(crew_id: str) -> Any:
+    since, until = parse_interval(request.args)
+    found = services.list_shifts(db(), crew_id, since, until)
+    return {"crew_id": crew_id, "shifts": [services.shift_json(shift) for shift in found]}
+
+
+@blueprint.delete("/<crew_id>/shifts/<int:shift_id>")
+@requires("crews:write")
+def delete_shift(crew_id: str, shift_id: int) -> Any:
+    services.delete_shift(db(), crew_id, shift_id)
+    db().commit()
+    return "", 204
+
+
+@blueprint.post("/<crew_id>/devices")
+@requires("devices:write")
+def bind_device(crew_id: str) -> Any:
+    body = _body()
+    device = services.bind_device(db(), crew_id, body.get("kind"), body.get("identifier"))
+    db().commit()
+    # Binding is idempotent: the same answer whether or not it was bound already.
+    return {"crew_id": crew_id, "kind": device.kind, "identifier": device.identifier}
+
+
+@blueprint.delete("/<crew_id>/devices/<kind>/<path:identifier>")
+@requires("devices:write")
+def unbind_device(crew_id: str, kind: str, identifier: str) -> Any:
+    services.unbind_device(db(), crew_id, kind, identifier)
+    db().commit()
+    return "", 204
 
 
 @blueprint.get("/<crew_id>/positions")

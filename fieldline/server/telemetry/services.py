@@ -20,6 +20,7 @@ from fieldline.server.telemetry.models import (
 )
 
 PARTITION_DAYS_AHEAD = 7
+MAX_SOURCE_LENGTH = 200
 
 
 def ensure_partitions(connection: sa.Connection, today: date) -> int:
@@ -45,14 +46,37 @@ def prune(connection: sa.Connection, retention_days: int, today: date) -> list[s
     return dropped
 
 
-def bind_station(session: Session, station_public_id: str, source: str) -> StationBinding:
+def get_station(session: Session, public_id: str) -> Station:
+    station = session.scalar(sa.select(Station).where(Station.public_id == public_id))
+    if station is None:
+        raise NotFound(f"no station with id {public_id!r}")
+    return station
+
+
+def _check_source(source: Any) -> None:
+    if not isinstance(source, str) or not source.strip() or source != source.strip():
+        raise InvalidField("source", "must be a non-empty name without surrounding spaces")
+    if len(source) > MAX_SOURCE_LENGTH or any(c in source for c in "+#\x00"):
+        raise InvalidField(
+            "source", f"must be at most {MAX_SOURCE_LENGTH} characters, without '+', '#' or NUL"
+        )
+    if source.startswith("spb:"):
+        parts = source.removeprefix("spb:").split("/")
+        if len(parts) not in (2, 3) or "" in parts:
+            raise InvalidField(
+                "source", "a Sparkplug name is spb:group/edge or spb:group/edge/device"
+            )
+
+
+def bind_station(session: Session, station_public_id: str, source: Any) -> StationBinding:
     """Bind the name a SCADA system or Sparkplug edge reports under (`PS-KAMPPI-1`,
     `spb:group/edge[/device]`) to a station; binding it again to the same station is a no-op."""
-    if not source.strip() or source != source.strip():
-        raise InvalidField("source", "must be a non-empty name without surrounding spaces")
-    station = session.scalar(sa.select(Station).where(Station.public_id == station_public_id))
-    if station is None:
-        raise NotFound(f"no station with id {station_public_id!r}")
+    _check_source(source)
+    station = get_station(session, station_public_id)
+    if source != station.public_id and session.scalar(
+        sa.select(Station.id).where(Station.public_id == source)
+    ):
+        raise Conflict(f"{source} is the id of another station")
     binding = session.get(StationBinding, source)
     if binding is not None and binding.station_id != station.id:
         raise Conflict(f"{source} is bound to another station")
@@ -61,6 +85,45 @@ def bind_station(session: Session, station_public_id: str, source: str) -> Stati
         session.add(binding)
         session.flush()
     return binding
+
+
+def unbind_station(session: Session, station_public_id: str, source: str) -> None:
+    station = get_station(session, station_public_id)
+    binding = session.get(StationBinding, source)
+    if binding is None or binding.station_id != station.id:
+        raise NotFound(f"{source!r} is not bound to {station_public_id}")
+    session.delete(binding)
+    session.flush()
+
+
+def list_stations(session: Session) -> list[dict[str, Any]]:
+    """The monitoring stations with the names SCADA and Sparkplug report them under (besides
+    their public id, which always works)."""
+    bindings: dict[int, list[str]] = {}
+    for binding in session.scalars(sa.select(StationBinding).order_by(StationBinding.source)):
+        bindings.setdefault(binding.station_id, []).append(binding.source)
+    rows = session.execute(
+        sa.select(
+            Station.id,
+            Station.public_id,
+            Station.name,
+            Station.kind,
+            Station.metrics,
+            sa.func.ST_X(Station.geom).label("lon"),
+            sa.func.ST_Y(Station.geom).label("lat"),
+        ).order_by(Station.public_id)
+    )
+    return [
+        {
+            "id": row.public_id,
+            "name": row.name,
+            "kind": row.kind,
+            "metrics": list(row.metrics),
+            "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]},
+            "bindings": bindings.get(row.id, []),
+        }
+        for row in rows
+    ]
 
 
 def crew_track(

@@ -1,4 +1,5 @@
-"""`/api/v1/stations/{id}/telemetry` and `/api/v1/deadletter`."""
+"""`/api/v1/stations` with their bindings, `/api/v1/stations/{id}/telemetry` and
+`/api/v1/deadletter`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,46 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import requires
+from fieldline.server.errors import Unprocessable
 from fieldline.server.resources import db, resources
 from fieldline.server.telemetry.params import parse_interval, parse_limit
-from fieldline.server.telemetry.services import dead_letters, station_telemetry
+from fieldline.server.telemetry.services import (
+    bind_station,
+    dead_letters,
+    list_stations,
+    station_telemetry,
+    unbind_station,
+)
 
 blueprint = Blueprint("telemetry", __name__)
+
+
+@blueprint.get("/stations")
+@requires("telemetry:read")
+def stations() -> Any:
+    return {"stations": list_stations(db())}
+
+
+@blueprint.post("/stations/<station_id>/bindings")
+@requires("stations:write")
+def bind(station_id: str) -> Any:
+    body = request_json(("application/json",))
+    if not isinstance(body, dict):
+        raise Unprocessable("must be a JSON object", field="body")
+    binding = bind_station(db(), station_id, body.get("source"))
+    db().commit()
+    # Binding is idempotent: the same answer whether or not it was bound already.
+    return {"station_id": station_id, "source": binding.source}
+
+
+@blueprint.delete("/stations/<station_id>/bindings/<path:source>")
+@requires("stations:write")
+def unbind(station_id: str, source: str) -> Any:
+    unbind_station(db(), station_id, source)
+    db().commit()
+    return "", 204
 
 
 @blueprint.get("/stations/<station_id>/telemetry")
