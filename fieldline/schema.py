@@ -7,6 +7,7 @@ geographic core never has to import the server's models.
 from __future__ import annotations
 
 import fieldline.server.crews.models
+import fieldline.server.tasks.models
 import fieldline.server.telemetry.models  # noqa: F401
 from fieldline.gis.models import Base
 

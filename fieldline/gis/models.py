@@ -38,7 +38,7 @@ class Base(DeclarativeBase):
     )
 
 
-def _choice(column: str, choices: tuple[str, ...]) -> sa.CheckConstraint:
+def choice_check(column: str, choices: tuple[str, ...]) -> sa.CheckConstraint:
     allowed = ", ".join(f"'{c}'" for c in choices)
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_choice")
 
@@ -95,7 +95,7 @@ class Node(Asset):
     elevation_m: Mapped[float | None] = mapped_column(sa.Float)
     pressure_zone: Mapped[str | None] = mapped_column(sa.Text, index=True)
     district: Mapped[str | None] = mapped_column(sa.Text, index=True)
-    __table_args__ = (_choice("kind", NODE_KINDS),)
+    __table_args__ = (choice_check("kind", NODE_KINDS),)
 
 
 class Pipe(Asset):
@@ -117,8 +117,8 @@ class Pipe(Asset):
     pressure_zone: Mapped[str | None] = mapped_column(sa.Text, index=True)
     district: Mapped[str | None] = mapped_column(sa.Text, index=True)
     __table_args__ = (
-        _choice("material", PIPE_MATERIALS),
-        _choice("status", PIPE_STATUSES),
+        choice_check("material", PIPE_MATERIALS),
+        choice_check("status", PIPE_STATUSES),
         _positive("diameter_mm"),
         _positive("depth_m"),
     )
@@ -134,8 +134,8 @@ class Valve(Asset):
     pipe_id: Mapped[int | None] = _asset_ref("pipes")
     node_id: Mapped[int | None] = _asset_ref("nodes")
     __table_args__ = (
-        _choice("kind", VALVE_KINDS),
-        _choice("normal_position", VALVE_POSITIONS),
+        choice_check("kind", VALVE_KINDS),
+        choice_check("normal_position", VALVE_POSITIONS),
         _positive("diameter_mm"),
     )
 
@@ -146,7 +146,7 @@ class Hydrant(Asset):
     condition: Mapped[str] = mapped_column(sa.Text, nullable=False, server_default="good")
     last_inspected_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     pipe_id: Mapped[int | None] = _asset_ref("pipes")
-    __table_args__ = (_choice("condition", HYDRANT_CONDITIONS),)
+    __table_args__ = (choice_check("condition", HYDRANT_CONDITIONS),)
 
 
 class Meter(Asset):
@@ -178,7 +178,7 @@ class Station(Asset):
     metrics: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), nullable=False, server_default="{}")
     pipe_id: Mapped[int | None] = _asset_ref("pipes")
     node_id: Mapped[int | None] = _asset_ref("nodes")
-    __table_args__ = (_choice("kind", STATION_KINDS),)
+    __table_args__ = (choice_check("kind", STATION_KINDS),)
 
 
 class Marker(Asset):
@@ -225,7 +225,7 @@ class AssetEdit(Base):
     )
     __table_args__ = (
         sa.Index("ix_asset_edits_layer_asset", "layer", "asset_id", "at"),
-        _choice("action", ("create", "update", "delete")),
+        choice_check("action", ("create", "update", "delete")),
     )
 
 
