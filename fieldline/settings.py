@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     gps_max_speed_foot_mps: Annotated[float, Field(gt=0)] = 7.0
     gps_min_period_s: Annotated[float, Field(ge=0)] = 1.0
 
+    # A crew on shift whose latest fix is older than this shows as `no_signal`.
+    crew_stale_after_s: Annotated[float, Field(gt=0)] = 300.0
+
+    # Road routing (gis/routing.py).
+    # Share of the speed limit a vehicle makes in town traffic (junctions, lights, parking).
+    routing_vehicle_speed_factor: Annotated[float, Field(gt=0, le=1.5)] = 0.7
+    # Walking crews, and the straight walk between a point and its road for every crew.
+    routing_walk_speed_mps: Annotated[float, Field(gt=0, le=10)] = 1.3
+    # A point farther than this from every road is not routed: straight-line estimate instead.
+    routing_max_snap_m: Annotated[float, Field(gt=0)] = 2000.0
+    # Straight-line estimates: distance times this factor, at the mode's speed.
+    routing_detour_factor: Annotated[float, Field(ge=1)] = 1.3
+    routing_fallback_vehicle_kph: Annotated[float, Field(gt=0, le=200)] = 30.0
+
     log_level: str = "INFO"
     # Role of a request that carries no credentials (the local operator until sign-in exists).
     anonymous_role: str = "admin"
