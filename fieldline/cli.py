@@ -229,20 +229,55 @@ def gateway() -> None:
 
 
 @main.command()
+def scheduler() -> None:
+    """The periodic jobs: service levels, notices, partitions. One acts at a time (the others
+    wait as hot standbys); stops cleanly on SIGTERM."""
+    import logging
+
+    from fieldline.scheduler import run
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run(settings)
+
+
+@main.command()
 @click.option(
     "--fixtures",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Folder of asset files to load (default: the fixture city).",
 )
-def demo(fixtures: Path | None) -> None:
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Crews react and work, and calls come, this many times faster (60: an hour a minute);"
+    " driving stays at road speed.",
+)
+@click.option(
+    "--jobs-per-hour",
+    type=click.FloatRange(min=0),
+    default=12.0,
+    show_default=True,
+    help="New tasks from the simulated call centre and planners per hour (times --speed).",
+)
+def demo(fixtures: Path | None, speed: float, jobs_per_hour: float) -> None:
     """Everything at once on this machine, with the fixture city; prints the URL."""
     from fieldline import demo as demo_module
     from fieldline.gis.errors import GisError
     from fieldline.local_services import ServicesError
 
     try:
-        demo_module.run(_settings(), fixtures or demo_module.FIXTURE_CITY)
+        demo_module.run(
+            _settings(),
+            fixtures or demo_module.FIXTURE_CITY,
+            speed=speed,
+            jobs_per_hour=jobs_per_hour,
+        )
     except ServicesError as exc:
         raise click.ClickException(str(exc)) from None
     except GisError as exc:
@@ -262,6 +297,38 @@ def demo(fixtures: Path | None) -> None:
     default=None,
     help="Simulated seconds to run [until Ctrl-C].",
 )
+@click.option(
+    "--inbox/--no-inbox",
+    default=True,
+    show_default=True,
+    help="Crews take the tasks sent to their inbox topics.",
+)
+@click.option(
+    "--work-speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Crews react and work, and calls come, this many times faster; driving does not.",
+)
+@click.option(
+    "--decline-share",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Share of offers a crew leaves unanswered, to time out.",
+)
+@click.option(
+    "--jobs-per-hour",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="New tasks per hour (times --work-speed) from a simulated call centre [none].",
+)
+@click.option(
+    "--api",
+    "api_url",
+    default=None,
+    help="The server the call centre posts tasks to [http://FIELDLINE_HOST:FIELDLINE_PORT].",
+)
 def simulate(
     crew_count: int,
     crew_ids: tuple[str, ...],
@@ -270,8 +337,17 @@ def simulate(
     speed: float,
     seed: int,
     duration: float | None,
+    inbox: bool,
+    work_speed: float,
+    decline_share: float,
+    jobs_per_hour: float,
+    api_url: str | None,
 ) -> None:
-    """Simulated crews, SCADA stations and meters publishing to FIELDLINE_MQTT_URL."""
+    """Simulated crews, SCADA stations and meters publishing to FIELDLINE_MQTT_URL; the crews
+    take the tasks sent to them, and a call centre may create tasks."""
+    import random
+    import threading
+
     from fieldline.device_gateway import simulator as sim
 
     specs = sim.crew_specs(list(crew_ids) or sim.default_crew_ids(crew_count))
@@ -279,16 +355,34 @@ def simulate(
         click.echo(f"{spec.crew_id}  {spec.mode:<5}  {spec.topic}")
     settings = _settings()
     start = sim.start_time(sim.utc_now(), speed, duration)
-    simulation = sim.city_simulator(start, specs, stations, meters, seed)
+    pace = sim.WorkPace(work_speed, decline_share)
+    simulation = sim.city_simulator(start, specs, stations, meters, seed, pace=pace)
+    inboxes = sim.CrewInboxes(settings.mqtt_url, specs, settings.mqtt_session_expiry_s)
     try:
         client = sim.connect(settings.mqtt_url, f"fieldline-simulator-{seed}")
-    except OSError as exc:
+        if inbox:
+            inboxes.start()
+    except OSError as exc:  # TimeoutError is one
         raise click.ClickException(f"cannot reach {settings.mqtt_url}: {exc}") from None
+    stop_calls = threading.Event()
+    if jobs_per_hour:
+        centre = sim.CallCentre(
+            sim.Catalogue(sim.FIXTURE_CITY), jobs_per_hour, work_speed, random.Random(seed)
+        )
+        api = sim.TaskApi(api_url or sim.server_url(settings.host, settings.port))
+        click.echo(f"call centre: {jobs_per_hour * work_speed:g} tasks an hour to {api.url}")
+        threading.Thread(
+            target=sim.take_calls, args=(centre, api, stop_calls, click.echo), daemon=True
+        ).start()
     try:
-        sent = sim.publish_realtime(simulation, client, speed, duration)
+        sent = sim.publish_realtime(
+            simulation, client, speed, duration, inboxes=inboxes if inbox else None
+        )
     except KeyboardInterrupt:
         sent = None
     finally:
+        stop_calls.set()
+        inboxes.close()
         client.loop_stop()
         client.disconnect()
     if sent is not None:

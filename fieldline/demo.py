@@ -1,28 +1,35 @@
 """`fieldline demo` / `make demo`: the whole system on one machine with the fixture city.
 
 Steps: local services up, migrations, fixture import (an upsert, so reruns change nothing),
-demo crews with their devices bound, then a gateway worker and the simulated crews and SCADA
-stations in the background and the web server in the foreground until Ctrl-C.
+demo crews with every skill, shifts covering today and tomorrow and their devices bound, then a
+gateway worker, the scheduler, and the simulated crews, SCADA stations and call centre in the
+background and the web server in the foreground until Ctrl-C. Every priority is dispatched
+automatically (unless FIELDLINE_AUTO_DISPATCH_PRIORITIES says otherwise), so the call centre's
+tasks reach the crews, which accept them, drive there, work and complete them.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from fieldline.server.tasks.models import PRIORITIES
 from fieldline.settings import Settings, get_settings
 
 FIXTURE_CITY = Path(__file__).resolve().parent.parent / "fixtures" / "city"
 DEMO_CREWS = 6
 DEMO_METERS = 20
 MODES = {"drive": "vehicle", "walk": "foot"}
+AUTO_DISPATCH = "FIELDLINE_AUTO_DISPATCH_PRIORITIES"
 
 
 def prepare(settings: Settings, fixtures: Path) -> list[str]:
@@ -50,8 +57,8 @@ def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
     """The demo's crews, created once (found again by name) with their devices bound the way
     the simulator sends: own JSON on the crew's topic, or the OwnTracks app."""
     from fieldline.device_gateway.simulator import crew_specs
-    from fieldline.server.crews.models import Crew, Device
-    from fieldline.server.crews.services import bind_device, create_crew
+    from fieldline.server.crews.models import CREW_SKILLS, Crew, Device
+    from fieldline.server.crews.services import bind_device, create_crew, update_crew
 
     # The simulator picks each crew's mode and app by its place in the list, not by its id.
     placeholders = [str(number) for number in range(count)]
@@ -61,6 +68,9 @@ def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
         crew = session.scalar(sa.select(Crew).where(Crew.name == name))
         if crew is None:
             crew = create_crew(session, name, MODES[spec.mode])
+        if set(crew.skills) != set(CREW_SKILLS):  # whatever the call centre asks for
+            update_crew(session, crew.public_id, {"skills": list(CREW_SKILLS)})
+        on_shift_all_day(session, crew.public_id, datetime.now(UTC))
         crew_ids.append(crew.public_id)
     for spec in crew_specs(crew_ids):
         if spec.protocol == "owntracks":
@@ -71,6 +81,48 @@ def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
             if bound is None:
                 bind_device(session, spec.crew_id, "owntracks", identifier)
     return crew_ids
+
+
+def on_shift_all_day(session: Session, crew_id: str, now: datetime) -> None:
+    """24-hour shifts for today and tomorrow (UTC), so the crew is on shift whenever the demo
+    runs; a day already covered by a shift of the crew keeps it."""
+    from fieldline.gis.errors import Conflict
+    from fieldline.server.crews.services import add_shift
+
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for day in (midnight, midnight + timedelta(days=1)):
+        with suppress(Conflict):
+            add_shift(session, crew_id, day, day + timedelta(days=1))
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """Every priority dispatched automatically, unless the environment says otherwise; set in
+    the environment too, for the processes the demo starts."""
+    if AUTO_DISPATCH in os.environ:
+        return settings
+    every = ",".join(PRIORITIES)
+    os.environ[AUTO_DISPATCH] = every
+    get_settings.cache_clear()
+    return settings.model_copy(update={"auto_dispatch_priorities": every})
+
+
+def helpers(
+    settings: Settings, crews: list[str], speed: float, jobs_per_hour: float
+) -> list[list[str]]:
+    """The processes beside the web server: a gateway worker, the scheduler, the simulation."""
+    from fieldline.cli import main
+    from fieldline.device_gateway.simulator import server_url
+
+    fieldline = [sys.executable, "-m", "fieldline.cli"]
+    simulate = [*fieldline, "simulate", "--stations", "--meters", str(DEMO_METERS)]
+    simulate += ["--work-speed", str(speed), "--jobs-per-hour", str(jobs_per_hour)]
+    simulate += ["--api", server_url(settings.host, settings.port)]
+    for crew in crews:
+        simulate += ["--crew", crew]
+    commands = [[*fieldline, "gateway"]]
+    if "scheduler" in main.commands:
+        commands.append([*fieldline, "scheduler"])
+    return [*commands, simulate]
 
 
 @contextmanager
@@ -102,21 +154,25 @@ def announce(settings: Settings, crews: list[str]) -> None:
     click.echo(f"  OGC API - Features:   {base}/ogc")
     click.echo(f"  crews, live:          {base}/api/v1/crews   {base}/api/v1/live")
     click.echo(f"  a crew's track:       {base}/api/v1/crews/{crews[0]}/positions")
+    click.echo(f"  tasks, KPIs:          {base}/api/v1/tasks   {base}/api/v1/kpis")
     click.echo(f"  readiness:            {base}/readyz")
     click.echo("Press Ctrl-C to stop.")
     click.echo("")
 
 
-def run(settings: Settings | None = None, fixtures: Path = FIXTURE_CITY) -> None:
+def run(
+    settings: Settings | None = None,
+    fixtures: Path = FIXTURE_CITY,
+    speed: float = 1.0,
+    jobs_per_hour: float = 12.0,
+) -> None:
+    """`speed`: crews react and work, and calls come, that many times faster (driving does
+    not); `jobs_per_hour`: the call centre's rate before that factor (0: no calls)."""
     from fieldline.server.wsgi import serve
 
-    settings = settings or get_settings()
+    settings = demo_settings(settings or get_settings())
     crews = prepare(settings, fixtures)
-    fieldline = [sys.executable, "-m", "fieldline.cli"]
-    simulate = [*fieldline, "simulate", "--stations", "--meters", str(DEMO_METERS)]
-    for crew in crews:
-        simulate += ["--crew", crew]
-    with background([[*fieldline, "gateway"], simulate]):
+    with background(helpers(settings, crews, speed, jobs_per_hour)):
         announce(settings, crews)
         serve(settings, settings.host, settings.port)
 

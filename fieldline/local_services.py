@@ -197,7 +197,7 @@ def configure_broker(conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] 
     return True
 
 
-def _libpq_url(url: str, database: str | None = None) -> str:
+def libpq_url(url: str, database: str | None = None) -> str:
     parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
     if database is not None:
         parts = parts._replace(path="/" + database)
@@ -211,12 +211,12 @@ def database_name(url: str) -> str:
 def ensure_database(url: str, report: Callable[[str], None] = _report) -> None:
     """Create the database and its extensions when missing; existing ones are left alone."""
     name = database_name(url)
-    with psycopg.connect(_libpq_url(url, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             report(f"database {name}: created")
-    with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         for extension in EXTENSIONS:
             conn.execute(
                 sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))

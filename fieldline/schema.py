@@ -7,6 +7,8 @@ geographic core never has to import the server's models.
 from __future__ import annotations
 
 import fieldline.server.crews.models
+import fieldline.server.notices.models
+import fieldline.server.service_levels.models
 import fieldline.server.tasks.models
 import fieldline.server.telemetry.models  # noqa: F401
 from fieldline.gis.models import Base

@@ -6,10 +6,11 @@ Each package reads its settings from here through `get_settings()`; nothing else
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +86,46 @@ class Settings(BaseSettings):
     routing_detour_factor: Annotated[float, Field(ge=1)] = 1.3
     routing_fallback_vehicle_kph: Annotated[float, Field(gt=0, le=200)] = 30.0
 
+    # Dispatch (server/dispatch/): tasks of these priorities (comma-separated; empty: none)
+    # go to the best candidate crew on creation and when an offer times out.
+    auto_dispatch_priorities: str = "P1"
+
+    # Service levels promised per priority (server/tasks/): minutes from a task's creation to
+    # the crew on site and to the work done, every priority named once ("P1=45,P2=120,...").
+    sla_arrival_minutes: str = "P1=45,P2=120,P3=1440,P4=4320"
+    sla_completion_minutes: str = "P1=480,P2=1440,P3=4320,P4=10080"
+    # An offer to a crew not accepted within this long is taken back and offered again.
+    offer_timeout_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    # How long a message to a crew's inbox topic waits for the broker's PUBACK.
+    inbox_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    # Service levels (server/service_levels/): a `due_soon` warning this long before a
+    # promised time, `overdue` past it; overdue ones are escalated to the supervisor contact
+    # (an e-mail address or a phone number; empty: escalations only on the live stream).
+    sla_due_soon_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    supervisor_contact: str = ""
+
+    # Customer notices (server/notices/): the backends every notice goes out through.
+    notice_backends: str = "recording"
+    notice_webhook_url: Annotated[str, Field(validate_default=True)] = ""
+    notice_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # A failed delivery is tried again after base, 2x base, 4x base ... (at most an hour),
+    # and given up (status `failed`) after this many attempts.
+    notice_max_attempts: Annotated[int, Field(ge=1, le=50)] = 5
+    notice_retry_base_s: Annotated[float, Field(gt=0)] = 30.0
+    sms_gateway_url: Annotated[str, Field(validate_default=True)] = ""
+    sms_gateway_token: str = ""
+    sms_sender: str = "Fieldline"  # an alphanumeric sender name: at most 11 characters
+    # The customer is told again when the crew on its way is this close.
+    notice_arriving_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    # Every job gets a follow-up this long after completion (practice: within 3 days).
+    notice_follow_up_hours: Annotated[float, Field(ge=0, le=72)] = 24.0
+    # The utility's time zone: clock times in notices, the days, weeks and months of KPIs.
+    timezone: str = "Europe/Helsinki"
+
+    # `fieldline scheduler`: Prometheus /metrics on this port (0: none).
+    scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9109
+
     log_level: str = "INFO"
     # Role of a request that carries no credentials (the local operator until sign-in exists).
     anonymous_role: str = "admin"
@@ -133,6 +174,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown filter {unknown[0]!r}; known: " + ", ".join(FILTERS))
         return ",".join(names)
 
+    @field_validator("auto_dispatch_priorities")
+    @classmethod
+    def _auto_dispatch_priorities(cls, value: str) -> str:
+        from fieldline.server.tasks.models import PRIORITIES
+
+        names = [name.strip().upper() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in PRIORITIES]
+        if unknown:
+            raise ValueError(f"unknown priority {unknown[0]!r}; known: " + ", ".join(PRIORITIES))
+        return ",".join(dict.fromkeys(names))
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -150,6 +202,92 @@ class Settings(BaseSettings):
             raise ValueError("must be one of " + ", ".join(ROLES))
         return value
 
+    @field_validator("sla_arrival_minutes", "sla_completion_minutes")
+    @classmethod
+    def _service_levels(cls, value: str, info: ValidationInfo) -> str:
+        minutes = priority_minutes(value)
+        arrival = info.data.get("sla_arrival_minutes")
+        if info.field_name == "sla_completion_minutes" and arrival:
+            for priority, arrive in priority_minutes(arrival).items():
+                if minutes[priority] < arrive:
+                    raise ValueError(
+                        f"{priority}: completion ({minutes[priority]} min) comes before "
+                        f"arrival ({arrive} min)"
+                    )
+        return ",".join(f"{priority}={count}" for priority, count in minutes.items())
+
+    @field_validator("notice_backends")
+    @classmethod
+    def _notice_backends(cls, value: str) -> str:
+        from fieldline.server.notices.models import CHANNELS
+
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown backend {unknown[0]!r}; known: " + ", ".join(CHANNELS))
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("notice_webhook_url", "sms_gateway_url")
+    @classmethod
+    def _backend_url(cls, value: str, info: ValidationInfo) -> str:
+        backend = "webhook" if info.field_name == "notice_webhook_url" else "sms"
+        if not value and backend in info.data.get("notice_backends", "").split(","):
+            raise ValueError(f"the {backend} backend of FIELDLINE_NOTICE_BACKENDS needs it")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("sms_sender")
+    @classmethod
+    def _sms_sender(cls, value: str) -> str:
+        if not (1 <= len(value) <= 11 and value.isascii() and value.isalnum()):
+            raise ValueError("must be 1 to 11 letters or digits (an SMS sender name)")
+        return value
+
+    @field_validator("supervisor_contact")
+    @classmethod
+    def _supervisor_contact(cls, value: str) -> str:
+        from fieldline.server.notices.contacts import is_email, phone_number
+
+        value = value.strip()
+        if value and not is_email(value) and phone_number(value) is None:
+            raise ValueError("must be an e-mail address or a phone number")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Helsinki") from None
+        return value
+
+    @property
+    def sla_arrival(self) -> dict[str, timedelta]:
+        """The promised time to arrive on site, per priority."""
+        return {
+            p: timedelta(minutes=m) for p, m in priority_minutes(self.sla_arrival_minutes).items()
+        }
+
+    @property
+    def sla_completion(self) -> dict[str, timedelta]:
+        """The promised time to complete the work, per priority."""
+        return {
+            p: timedelta(minutes=m)
+            for p, m in priority_minutes(self.sla_completion_minutes).items()
+        }
+
+    @property
+    def notice_backend_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.notice_backends.split(",") if name)
+
+    @property
+    def auto_dispatch_priority_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.auto_dispatch_priorities.split(",") if name)
+
     @property
     def gps_filter_names(self) -> tuple[str, ...]:
         return tuple(name for name in self.gps_filters.split(",") if name)
@@ -158,6 +296,27 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg 3 driver named, as SQLAlchemy needs it."""
         return to_sqlalchemy_url(self.database_url)
+
+
+def priority_minutes(value: str) -> dict[str, int]:
+    """ "P1=45,P2=120,..." as {"P1": 45, ...} in priority order; every priority exactly once,
+    each a whole number of minutes above 0. ValueError says what is wrong."""
+    from fieldline.server.tasks.models import PRIORITIES
+
+    found: dict[str, int] = {}
+    for part in (part.strip() for part in value.split(",") if part.strip()):
+        priority, sep, minutes = (piece.strip() for piece in part.partition("="))
+        if not sep or priority not in PRIORITIES:
+            raise ValueError(f"{part!r} is not PRIORITY=MINUTES with a priority of {PRIORITIES}")
+        if priority in found:
+            raise ValueError(f"{priority} is given twice")
+        if not minutes.isdigit() or int(minutes) < 1:
+            raise ValueError(f"{priority}: {minutes!r} is not a whole number of minutes above 0")
+        found[priority] = int(minutes)
+    missing = [priority for priority in PRIORITIES if priority not in found]
+    if missing:
+        raise ValueError("missing " + ", ".join(missing))
+    return {priority: found[priority] for priority in PRIORITIES}
 
 
 def to_sqlalchemy_url(url: str) -> str:

@@ -9,15 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import sql as psql
 from sqlalchemy.orm import Session
 
 from fieldline.gis.db import downgrade, make_engine, make_sessionmaker, upgrade
 from fieldline.gis.importer import find_sources, import_path
-from fieldline.local_services import ensure_database
+from fieldline.local_services import database_name, ensure_database, libpq_url
 from fieldline.server import create_app
 from fieldline.settings import Settings, load_settings
 
@@ -34,10 +36,23 @@ def settings() -> Settings:
     return load_settings(database_url=base.test_database_url)
 
 
+def recreate_database(url: str) -> None:
+    name = database_name(url)
+    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psql.Identifier(name))
+        )
+    ensure_database(url, report=lambda line: None)
+
+
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[sa.Engine]:
-    # Down to nothing and up again: every run starts from the migrations alone.
-    downgrade(settings.database_url)
+    # Down to nothing and up again: every run starts from the migrations alone. A test
+    # database left by an older version of a migration may not go down: it is disposable.
+    try:
+        downgrade(settings.database_url)
+    except sa.exc.SQLAlchemyError:
+        recreate_database(settings.database_url)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from pyproj import Geod
 
@@ -108,9 +109,15 @@ FILTERS: dict[str, Callable[[FilterInput], bool]] = {
 }
 
 
+@cache
+def _in_order(enabled: tuple[str, ...]) -> tuple[tuple[str, Callable[[FilterInput], bool]], ...]:
+    # Resolved once per setting rather than for every fix.
+    return tuple((name, rejects) for name, rejects in FILTERS.items() if name in enabled)
+
+
 def first_rejection(f: FilterInput, enabled: tuple[str, ...]) -> str | None:
     """The name of the first enabled filter that rejects the fix, or None to accept it."""
-    for name, rejects in FILTERS.items():
-        if name in enabled and rejects(f):
+    for name, rejects in _in_order(enabled):
+        if rejects(f):
             return name
     return None

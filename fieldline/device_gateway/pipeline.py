@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from fieldline.device_gateway import filters, metrics
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from fieldline.device_gateway.decoders.sparkplug import SparkplugSession
 
 SPARKPLUG_PREFIX = "spb:"
+# Topics whose route is remembered: one per device and message kind is the common case; the
+# bound keeps a flood of made-up topics from growing the memory.
+ROUTE_CACHE_SIZE = 16_384
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,12 @@ class Rejected(Exception):
         self.detail = detail
 
 
+@lru_cache(maxsize=ROUTE_CACHE_SIZE)
+def cached_route(topic: str) -> Route | None:
+    # Matching a topic against every pattern costs more than the rest of decoding a fix.
+    return find_route(topic)
+
+
 def dead_letter(inbound: Inbound, reason: str, detail: str, cap: int) -> DeadLetterEntry:
     digest = hashlib.sha256(inbound.topic.encode() + b"\0" + inbound.payload).hexdigest()
     return DeadLetterEntry(
@@ -131,6 +141,7 @@ class Pipeline:
         # Sparkplug message; `_skipped_seen` is how much of its `skipped` is exported already.
         self._sparkplug: SparkplugSession | None = None
         self._skipped_seen: Counter[str] = Counter()
+        self._messages_in = cache(metrics.MESSAGES_IN.labels)  # one child per topic kind
 
     def process(self, inbound: Inbound) -> Outcome:
         outcome = Outcome(received_at=inbound.received_at)
@@ -140,7 +151,7 @@ class Pipeline:
             step = "route"
             route = self.route(inbound)
             outcome.kind = route.kind
-            metrics.MESSAGES_IN.labels(route.kind).inc()
+            self._messages_in(route.kind).inc()
             step = "decode"
             decoded = self.decode(inbound, route)
             step = "bind"
@@ -177,7 +188,7 @@ class Pipeline:
             raise Rejected("payload_too_large", f"{len(inbound.payload)} bytes > {limit}")
 
     def route(self, inbound: Inbound) -> Route:
-        route = find_route(inbound.topic)
+        route = cached_route(inbound.topic)
         if route is None:
             raise Rejected("unknown_topic", inbound.topic[:200])
         return route
@@ -270,7 +281,9 @@ class Pipeline:
 
     def collect(self, messages: list[Message], outcome: Outcome, now: datetime) -> None:
         # A backlog arrives in any order: judge its fixes in the order they were measured.
-        fixes = sorted((m for m in messages if isinstance(m, Fix)), key=lambda f: f.fix_time)
+        fixes = [m for m in messages if isinstance(m, Fix)]
+        if len(fixes) > 1:
+            fixes.sort(key=lambda f: f.fix_time)
         for fix in fixes:
             reason = self.filter(fix, now)
             if reason is None:
@@ -280,6 +293,8 @@ class Pipeline:
                 metrics.REJECTED.labels(reason).inc()
                 log.info("fix of %s/%s quarantined: %s", fix.crew_id, fix.device, reason)
         for message in messages:
+            if isinstance(message, Fix):
+                continue  # judged above
             if isinstance(message, Reading):
                 outcome.readings.append(message)
             elif isinstance(message, MeterReading):

@@ -118,6 +118,7 @@ TABLES = (
             (t.crew_id, t.task_id, t.status, t.ts, t.note, t.lat, t.lon, o.received_at)
             for t in o.task_events
         ],
+        returning=("crew_id", "task_id", "status", "ts"),  # handed over to the tasks if new
     ),
     Table(
         "field_reports",
@@ -250,10 +251,18 @@ class Store:
     ) -> set[tuple[Any, ...]]:
         names = _names(table)
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+        # Only text columns can hold a NUL; a row is copied cleaned only when one does.
+        texts = [i for i, (_, kind) in enumerate(table.columns) if kind == "text"]
         with cursor.copy(statement.format(_incoming(table), names)) as copy:
             copy.set_types([kind for _, kind in table.columns])
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row(tuple(_clean_text(value) for value in row))
+                for i in texts:
+                    value = row[i]
+                    if isinstance(value, str) and "\x00" in value:
+                        row = tuple(_clean_text(v) for v in row)
+                        break
+                write_row(row)
         returning = sql.SQL(" RETURNING {}").format(
             sql.SQL(", ").join(map(sql.Identifier, table.returning))
         )

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -38,6 +37,7 @@ from fieldline.device_gateway.directory import DatabaseDirectory, DirectoryUnava
 from fieldline.device_gateway.fanout import Fanout
 from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
 from fieldline.device_gateway.storage import Store, Written
+from fieldline.device_gateway.task_handover import TaskHandover
 from fieldline.device_gateway.topics import ROUTES
 from fieldline.gis.db import make_engine
 from fieldline.server.live.services import Live
@@ -48,14 +48,51 @@ log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 3600.0
 RETRY_MAX_S = 5.0
+INFLIGHT_BATCHES = 4  # unacknowledged messages the broker may send ahead, in batches
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):  # a tuple: one is made for every message
     inbound: Inbound
     mid: int
     qos: int
     session: int  # which connection delivered it: a message id means nothing on another
+
+
+class Inbox:
+    """What the network thread received and the writer has not taken yet.
+
+    A deque and an event rather than `queue.Queue`: the network thread appends without a lock,
+    and the writer takes a whole batch at once instead of locking for every message.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[Envelope] = deque()
+        self._arrived = threading.Event()
+
+    def put(self, envelope: Envelope) -> None:
+        self._items.append(envelope)
+        if not self._arrived.is_set():
+            self._arrived.set()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def wait(self, timeout: float) -> bool:
+        """Whether something is waiting to be taken, waiting up to `timeout` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while not self._items:
+            # Cleared before looking again: an append after the look sets it again.
+            self._arrived.clear()
+            if self._items:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._arrived.wait(remaining):
+                return bool(self._items)
+        return True
+
+    def take(self, limit: int) -> list[Envelope]:
+        items = self._items  # only the writer takes, so what it counted stays there
+        return [items.popleft() for _ in range(min(limit, len(items)))]
 
 
 def client_id(settings: Settings) -> str:
@@ -89,10 +126,13 @@ class Gateway:
         self.fanout = Fanout(
             self.live, self._announce, settings.deadletter_stream_maxlen, self._send_command
         )
-        self.inbox: queue.Queue[Envelope] = queue.Queue()
+        self.fanout.handover = TaskHandover(self.engine)
+        self.inbox = Inbox()
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self._session = 0
+        self._received = 0  # messages received (written by the network thread only)
+        self._received_counted = 0  # of which the PENDING gauge holds (the writer's)
         self._partitions_checked = float("-inf")
         self.client = self._make_client()
         self.writer = threading.Thread(target=self._write_loop, name="gateway-writer")
@@ -129,8 +169,10 @@ class Gateway:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         inbound = Inbound(message.topic, bytes(message.payload), datetime.now(UTC))
+        # Counted before it can be taken: the writer adds the count to the PENDING gauge, a
+        # batch at a time, before it acknowledges (and subtracts) what it took.
+        self._received += 1
         self.inbox.put(Envelope(inbound, message.mid, message.qos, self._session))
-        metrics.PENDING.inc()
 
     def _announce(self, topic: str, payload: str) -> None:
         self.client.publish(topic, payload, qos=1)
@@ -140,39 +182,42 @@ class Gateway:
         # reach an edge node that connects later).
         self.client.publish(topic, payload, qos=0, retain=False)
 
+    def _count_received(self) -> None:
+        received = self._received
+        metrics.PENDING.inc(received - self._received_counted)
+        self._received_counted = received
+
     def _ack(self, envelopes: Sequence[Envelope]) -> None:
+        session, ack = self._session, self.client.ack
         for envelope in envelopes:
-            metrics.PENDING.dec()
             # After a reconnect the broker delivers unacknowledged messages again, under new
             # ids; acknowledging an old id could acknowledge another message.
-            if envelope.qos > 0 and envelope.session == self._session:
-                self.client.ack(envelope.mid, envelope.qos)
+            if envelope.qos > 0 and envelope.session == session:
+                ack(envelope.mid, envelope.qos)
+        metrics.PENDING.dec(len(envelopes))
 
     # -- the writer ---------------------------------------------------------------------------
 
     def _gather(self) -> list[Envelope]:
         """A batch: up to FIELDLINE_GATEWAY_BATCH_SIZE messages, or what came within
         FIELDLINE_GATEWAY_FLUSH_MS of the first."""
-        try:
-            first = self.inbox.get(timeout=0.2)
-        except queue.Empty:
+        size = self.settings.gateway_batch_size
+        if not self.inbox.wait(0.2):
             return []
-        batch = [first]
         deadline = time.monotonic() + self.settings.gateway_flush_ms / 1000
-        while len(batch) < self.settings.gateway_batch_size:
+        batch = self.inbox.take(size)
+        while len(batch) < size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not self.inbox.wait(remaining):
                 break
-            try:
-                batch.append(self.inbox.get(timeout=remaining))
-            except queue.Empty:
-                break
+            batch += self.inbox.take(size - len(batch))
         return batch
 
     def _write_loop(self) -> None:
         while not (self.stopping.is_set() and self.inbox.empty()):
             self._keep_partitions()
             batch = self._gather()
+            self._count_received()
             if not batch:
                 continue
             pairs = []
@@ -282,9 +327,11 @@ class Gateway:
             self.client.username_pw_set(url.username, url.password)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
-        # Messages stay unacknowledged until their batch commits: let the broker send a whole
-        # batch's worth ahead (its default window of 20 would cap a worker at ~20 per flush).
-        properties.ReceiveMaximum = min(65535, max(20, self.settings.gateway_batch_size))
+        # Messages stay unacknowledged until their batch commits: let the broker send several
+        # batches' worth ahead (its default window of 20 would cap a worker at ~20 per flush),
+        # so that the next batch arrives while one is written rather than after its acks.
+        window = INFLIGHT_BATCHES * self.settings.gateway_batch_size
+        properties.ReceiveMaximum = min(65535, max(20, window))
         self.client.connect_async(
             url.hostname or "localhost",
             url.port or (8883 if url.scheme == "mqtts" else 1883),

@@ -32,12 +32,17 @@ def create_app(
 
     from fieldline.server.assets.views import blueprint as assets
     from fieldline.server.crews.views import blueprint as crews
+    from fieldline.server.dispatch.views import blueprint as dispatch
     from fieldline.server.exports.views import blueprint as exports
     from fieldline.server.health.views import blueprint as health
     from fieldline.server.home.views import blueprint as home
     from fieldline.server.imports.views import blueprint as imports
+    from fieldline.server.kpis.views import blueprint as kpis
     from fieldline.server.live.views import blueprint as live
+    from fieldline.server.notices.views import blueprint as notices
     from fieldline.server.ogc.views import blueprint as ogc
+    from fieldline.server.service_levels.views import blueprint as warnings
+    from fieldline.server.tasks.views import blueprint as tasks
     from fieldline.server.telemetry.views import blueprint as telemetry
 
     app.register_blueprint(home)
@@ -47,6 +52,11 @@ def create_app(
     app.register_blueprint(exports, url_prefix="/api/v1/exports")
     app.register_blueprint(ogc, url_prefix="/ogc")
     app.register_blueprint(crews, url_prefix="/api/v1/crews")
+    app.register_blueprint(tasks, url_prefix="/api/v1/tasks")
+    app.register_blueprint(dispatch, url_prefix="/api/v1")
     app.register_blueprint(telemetry, url_prefix="/api/v1")
     app.register_blueprint(live, url_prefix="/api/v1")
+    app.register_blueprint(warnings, url_prefix="/api/v1")
+    app.register_blueprint(notices, url_prefix="/api/v1")
+    app.register_blueprint(kpis, url_prefix="/api/v1")
     return app

@@ -13,6 +13,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from fieldline.gis.errors import Conflict, GisError, InvalidField, NotFound
+from fieldline.server.tasks.states import IllegalTransition, allowed_actions
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -95,6 +96,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GisError)
     def _gis_error(error: GisError) -> Response:
         return _app_error(from_gis_error(error))
+
+    @app.errorhandler(IllegalTransition)
+    def _illegal_transition(error: IllegalTransition) -> Response:
+        # The client's view of the task is stale: say where it stands now.
+        return problem(
+            409,
+            "Conflict",
+            str(error),
+            state=error.state,
+            allowed_actions=list(allowed_actions(error.state)),
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

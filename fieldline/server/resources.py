@@ -17,6 +17,7 @@ from flask import current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldline.gis.db import make_engine, make_sessionmaker
+from fieldline.server.tasks.inbox import Inbox, process_inbox
 from fieldline.settings import Settings
 
 
@@ -34,6 +35,10 @@ class Resources:
         cls, settings: Settings, bind: sa.Engine | sa.Connection | None = None
     ) -> Resources:
         return cls(settings, bind if bind is not None else make_engine(settings.database_url))
+
+    def inbox(self) -> Inbox:
+        """The process's client for the crews' inbox topics, connected on first use."""
+        return process_inbox(self.settings.mqtt_url, self.settings.inbox_timeout_s)
 
     def check_database(self) -> None:
         with self.sessions() as session:

@@ -1,11 +1,21 @@
 """Simulated crews, SCADA stations and meters of the fixture city, publishing over MQTT as
-the real devices do: for `fieldline simulate`, the demo, load runs and tests.
+the real devices do, and a simulated call centre creating tasks: for `fieldline simulate`, the
+demo, load runs and tests.
 
 `Simulator.step(dt)` runs on simulated time and returns `Publication`s (topic, JSON payload,
-and for positions the true track behind them); `publish_realtime` sends them to a broker at
-wall-clock pace.
+and for positions the true track behind them); `Simulator.deliver` hands a crew what came on
+its inbox topic, and the crew works the tasks (jobs.py). `publish_realtime` sends the
+publications to a broker at wall-clock pace, with the crews' inboxes (`CrewInboxes`) read from
+the broker; `take_calls` posts the call centre's tasks to the server's API.
 """
 
+from fieldline.device_gateway.simulator.callcentre import (
+    CallCentre,
+    Catalogue,
+    TaskApi,
+    server_url,
+    take_calls,
+)
 from fieldline.device_gateway.simulator.crews import (
     CrewSpec,
     SimulatedCrew,
@@ -13,6 +23,8 @@ from fieldline.device_gateway.simulator.crews import (
     default_crew_ids,
 )
 from fieldline.device_gateway.simulator.gps import GpsFix
+from fieldline.device_gateway.simulator.inbox import CrewInboxes
+from fieldline.device_gateway.simulator.jobs import WorkPace
 from fieldline.device_gateway.simulator.publication import Publication
 from fieldline.device_gateway.simulator.runner import (
     connect,
@@ -37,6 +49,9 @@ from fieldline.device_gateway.simulator.telemetry import (
 
 __all__ = [
     "FIXTURE_CITY",
+    "CallCentre",
+    "Catalogue",
+    "CrewInboxes",
     "CrewSpec",
     "GpsFix",
     "MeterSpec",
@@ -45,6 +60,8 @@ __all__ = [
     "SimulatedCrew",
     "Simulator",
     "StationSpec",
+    "TaskApi",
+    "WorkPace",
     "city_graphs",
     "city_simulator",
     "connect",
@@ -54,6 +71,8 @@ __all__ = [
     "load_meter_specs",
     "load_station_specs",
     "publish_realtime",
+    "server_url",
     "start_time",
+    "take_calls",
     "utc_now",
 ]

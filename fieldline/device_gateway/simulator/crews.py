@@ -1,19 +1,23 @@
-"""Simulated crews: a mover, a GPS receiver and the payload format of the crew's device.
+"""Simulated crews: a mover, a GPS receiver, the payload format of the crew's device, and the
+jobs it takes from its inbox (jobs.py).
 
 A crew's device loses its network now and then (30-120 s). It keeps taking fixes meanwhile
 and sends them when it is back: the Fieldline handheld as one JSON array, in the order its
 offline store returns them (not by time); the OwnTracks app one message per queued location,
-oldest first, as its outgoing queue does.
+oldest first, as its outgoing queue does. Task statuses the crew taps meanwhile wait in the
+handheld's queue and go out in order when it is back; inbox messages reach it only then (the
+broker keeps them in the device's session).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from fieldline.device_gateway.simulator.gps import GpsFix, GpsReceiver
+from fieldline.device_gateway.simulator.jobs import JobDesk, Report, StopPlanner, WorkPace
 from fieldline.device_gateway.simulator.motion import Gait, Mover
 from fieldline.device_gateway.simulator.network import RouteGraph
 from fieldline.device_gateway.simulator.publication import Publication, epoch_s, iso_utc
@@ -56,6 +60,13 @@ class CrewSpec:
             return f"owntracks/{self.owntracks_user}/{self.owntracks_device}"
         return f"fieldline/crews/{self.crew_id}/position"
 
+    @property
+    def inbox_topic(self) -> str:
+        return f"fieldline/crews/{self.crew_id}/inbox"
+
+    def status_topic(self, task_id: str) -> str:
+        return f"fieldline/crews/{self.crew_id}/tasks/{task_id}/status"
+
 
 def crew_specs(crew_ids: list[str]) -> list[CrewSpec]:
     """The demo's mix, by position in the list: every fourth crew patrols on foot, every
@@ -77,7 +88,13 @@ def default_crew_ids(count: int) -> list[str]:
 
 class SimulatedCrew:
     def __init__(
-        self, spec: CrewSpec, roads: RouteGraph, pipes: RouteGraph, start: datetime, seed: int
+        self,
+        spec: CrewSpec,
+        roads: RouteGraph,
+        pipes: RouteGraph,
+        start: datetime,
+        seed: int,
+        pace: WorkPace | None = None,
     ) -> None:
         self.spec = spec
         # One generator per crew, seeded by its id: adding a crew leaves the others alone.
@@ -91,21 +108,70 @@ class SimulatedCrew:
         self.next_fix = start + timedelta(seconds=self.rng.uniform(0.0, spec.fix_interval_s))
         self.offline_until: datetime | None = None
         self.backlog: list[GpsFix] = []
+        self.last_fix: GpsFix | None = None
+        # Jobs: what the inbox brought and the device has not read yet, the statuses it holds
+        # while offline, and the crew's work.
+        self.inbox: list[dict[str, Any]] = []
+        self.outbox: list[Publication] = []
+        planner = StopPlanner(graph, pipes, self.crs)
+        self.jobs = JobDesk(self.mover, planner, pace or WorkPace(), self.rng)
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """An inbox message has reached the device's session on the broker."""
+        self.inbox.append(message)
 
     def advance_to(self, end: datetime) -> list[Publication]:
         publications: list[Publication] = []
-        while self.next_fix <= end:
-            self.mover.advance((self.next_fix - self.now).total_seconds())
-            self.now = self.next_fix
-            fix = self.gps.measure(self.mover.pose(), self.now, GROUND_ALT_M)
-            publications.extend(self._handle(fix))
-            jitter = self.rng.uniform(-0.05, 0.05) * self.spec.fix_interval_s
-            self.next_fix = self.now + timedelta(seconds=self.spec.fix_interval_s + jitter)
+        while True:
+            wake = self.jobs.wake_at
+            at = self.next_fix if wake is None else max(self.now, min(self.next_fix, wake))
+            if at > end:
+                break
+            self.mover.advance((at - self.now).total_seconds())
+            self.now = at
+            if at >= self.next_fix:
+                fix = self.gps.measure(self.mover.pose(), self.now, GROUND_ALT_M)
+                publications.extend(self._handle(fix))
+                jitter = self.rng.uniform(-0.05, 0.05) * self.spec.fix_interval_s
+                self.next_fix = self.now + timedelta(seconds=self.spec.fix_interval_s + jitter)
+            publications.extend(self._work())
         self.mover.advance((end - self.now).total_seconds())
         self.now = end
         return publications
 
+    @property
+    def online(self) -> bool:
+        return self.offline_until is None
+
+    def _work(self) -> list[Publication]:
+        if self.online:
+            for message in self.inbox:
+                self.jobs.receive(message, self.now)
+            self.inbox.clear()
+        statuses = [self._status(report) for report in self.jobs.update(self.now)]
+        if self.online:
+            return statuses
+        self.outbox.extend(statuses)
+        return []
+
+    def _status(self, report: Report) -> Publication:
+        """What the handheld sends when the crew taps a status: the time, and the position of
+        its latest fix."""
+        pose = self.mover.pose()
+        x, y = (self.last_fix.x, self.last_fix.y) if self.last_fix else (pose.x, pose.y)
+        lon, lat = point_to_wgs84(x, y, self.crs)
+        payload: dict[str, Any] = {
+            "status": report.status,
+            "ts": iso_utc(self.now),
+            "lat": round(lat, 7),
+            "lon": round(lon, 7),
+        }
+        if report.note:
+            payload["note"] = report.note
+        return Publication(self.now, self.spec.status_topic(report.task_id), payload)
+
     def _handle(self, fix: GpsFix) -> list[Publication]:
+        self.last_fix = fix
         if self.offline_until is None and self._loses_network():
             self.offline_until = fix.ts + timedelta(seconds=self.rng.uniform(*GAP_S))
         if self.offline_until is not None:
@@ -113,7 +179,13 @@ class SimulatedCrew:
                 self.backlog.append(fix)
                 return []
             self.offline_until = None
-            return [*self._send_backlog(fix.ts), self._publication(fix.ts, [fix], live=True)]
+            held, self.outbox = self.outbox, []
+            resent = [replace(publication, at=fix.ts) for publication in held]
+            return [
+                *self._send_backlog(fix.ts),
+                *resent,
+                self._publication(fix.ts, [fix], live=True),
+            ]
         return [self._publication(fix.ts, [fix], live=True)]
 
     def _loses_network(self) -> bool:

@@ -7,8 +7,10 @@ turn allows. A walker keeps a steady pace. The state is advanced in steps of at 
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ BRAKING_MPS2 = 2.0  # planned: comfortable
 HARD_BRAKING_MPS2 = 4.0  # what a driver does when the plan ran late
 TURN_SPEED_MPS = 4.5  # about 16 km/h through a right-angle turn
 STRAIGHT_DEG = 25.0  # a smaller change of direction is not a turn
+WALK_TO_SITE_MPS = 1.4  # from where the road is nearest to a site off it, on foot
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ class Mover:
         self.speed_mps = 0.0
         self.dwell_left_s = rng.uniform(0.0, 30.0)  # crews do not all set off at once
         self.odometer_m = 0.0
-        _, _, first_edge = next(iter(graph.graph.out_edges(self.node, data=True)))
-        self._x, self._y = first_edge["line"].coords[0][:2]
+        self._x, self._y = graph.node_xy(self.node)
         self._heading: float | None = None
+        # Sent somewhere (a job): stand on arrival until released, rather than roam on.
+        self.hold = False
+        # Standing at a site off the graph: the walk back to `node`, taken first on leaving.
+        self.way_back: Leg | None = None
 
     def pose(self) -> Pose:
         return Pose(self._x, self._y, self.speed_mps, self._heading)
@@ -102,10 +108,59 @@ class Mover:
         while target is None or target == self.node:
             target = self.graph.random_node(self.rng)
         self.dwell_left_s = 0.0
-        self.legs = self.graph.route(self.node, target)
+        self.legs = [*self._leave_site(), *self.graph.route(self.node, target)]
         self.node = target
         self.leg_index = 0
         self.along_m = 0.0
+
+    def go_to(
+        self, target: Any, site: tuple[float, float] | None = None, via: Sequence[Any] = ()
+    ) -> None:
+        """Head for node `target` through the nodes `via` (and from there on foot straight to
+        `site`), and stand there until `release()`. On the way somewhere else, the crew turns
+        at the next junction."""
+        self.hold = True
+        self.dwell_left_s = 0.0
+        if self.legs:
+            kept = self.legs[: self.leg_index + 1]
+            if kept[-1].end is None:  # walking to a site: on to it, and back to the vehicle
+                kept.append(_walk_back(kept[-1], self.node))
+            start = kept[-1].end
+        else:
+            kept, start = self._leave_site(), self.node
+            self.leg_index, self.along_m = 0, 0.0
+        legs = list(kept)
+        for here, there in itertools.pairwise([start, *via, target]):
+            if here != there:
+                legs += self.graph.route(here, there)
+        if site is not None:
+            walk = LineString([self.graph.node_xy(target), site])
+            if walk.length > 0.5:
+                legs.append(Leg(walk, WALK_TO_SITE_MPS, None))
+        self.node = target
+        self.legs = legs
+        if self.leg_index >= len(legs):  # there already
+            self.legs = []
+            self.dwell_left_s = math.inf
+
+    def release(self) -> None:
+        """Done here (or called off): roam again, after the usual stop on arrival."""
+        self.hold = False
+        if not self.legs:
+            self.dwell_left_s = self.rng.uniform(*self.gait.dwell_s)
+
+    @property
+    def standing(self) -> bool:
+        """Arrived where `go_to` sent it (and not yet released)."""
+        return self.hold and not self.legs
+
+    @property
+    def on_last_leg(self) -> bool:
+        return bool(self.legs) and self.leg_index == len(self.legs) - 1
+
+    def _leave_site(self) -> list[Leg]:
+        back, self.way_back = self.way_back, None
+        return [back] if back is not None else []
 
     def _arrive(self, leg: Leg) -> None:
         end = leg.line.coords[-1]
@@ -113,7 +168,9 @@ class Mover:
         self.speed_mps = 0.0
         self._heading = None
         self.legs = []
-        self.dwell_left_s = self.rng.uniform(*self.gait.dwell_s)
+        if leg.end is None:
+            self.way_back = _walk_back(leg, self.node)
+        self.dwell_left_s = math.inf if self.hold else self.rng.uniform(*self.gait.dwell_s)
 
     def _place(self, leg: Leg) -> None:
         point = leg.line.interpolate(self.along_m)
@@ -153,6 +210,10 @@ class Mover:
         if turn < STRAIGHT_DEG:
             return limit
         return min(limit, TURN_SPEED_MPS * (1.5 if turn < 60 else 1.0))
+
+
+def _walk_back(walk: Leg, node: Any) -> Leg:
+    return Leg(walk.line.reverse(), walk.limit_mps, node)
 
 
 def _bearing(x0: float, y0: float, x1: float, y1: float) -> float:

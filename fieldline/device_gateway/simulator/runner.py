@@ -1,4 +1,5 @@
-"""Publish a simulation to the broker at wall-clock pace (times a speed-up factor)."""
+"""Publish a simulation to the broker at wall-clock pace (times a speed-up factor), handing
+the crews what arrives on their inbox topics."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
 from fieldline.device_gateway.simulator.simulator import Simulator
+
+if TYPE_CHECKING:
+    from fieldline.device_gateway.simulator.inbox import CrewInboxes
 
 TICK_S = 0.2  # wall-clock seconds between steps: fine enough for 1 s fixes at 5x speed-up
 
@@ -24,16 +29,23 @@ def start_time(now: datetime, speed: float, duration_s: float | None) -> datetim
     return now - timedelta(seconds=duration_s - duration_s / speed)
 
 
-def connect(url: str, client_id: str) -> mqtt.Client:
+def new_client(
+    url: str, client_id: str, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311
+) -> tuple[mqtt.Client, str, int]:
+    """A client with the URL's credentials and TLS, not yet connected; and where to connect."""
     parts = urlsplit(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if parts.username:
         client.username_pw_set(parts.username, parts.password)
     if parts.scheme == "mqtts":
         client.tls_set(tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    client.connect(
-        parts.hostname or "localhost", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    )
+    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    return client, parts.hostname or "localhost", port
+
+
+def connect(url: str, client_id: str) -> mqtt.Client:
+    client, host, port = new_client(url, client_id)
+    client.connect(host, port)
     client.loop_start()
     return client
 
@@ -44,17 +56,21 @@ def publish_realtime(
     speed: float = 1.0,
     duration_s: float | None = None,
     on_publish: Callable[[str, bytes], None] | None = None,
+    inboxes: CrewInboxes | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Step the simulator as wall-clock time passes and publish at QoS 1; returns the count.
-    Stops after `duration_s` simulated seconds, or never."""
+    Stops after `duration_s` simulated seconds, when `stop()` says so, or never."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     sent = 0
     simulated = 0.0
     began = time.monotonic()
     pending: list[mqtt.MQTTMessageInfo] = []
-    while duration_s is None or simulated < duration_s:
+    while (duration_s is None or simulated < duration_s) and not (stop and stop()):
         time.sleep(TICK_S)
+        for crew_id, payload in inboxes.drain() if inboxes else ():
+            simulator.deliver(crew_id, payload)
         target = (time.monotonic() - began) * speed
         if duration_s is not None:
             target = min(target, duration_s)

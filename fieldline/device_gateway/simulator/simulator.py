@@ -1,5 +1,6 @@
 """The simulation as a whole, on a simulated clock: `step(dt)` returns what devices sent in
-the next `dt` seconds, without sleeping, so tests run a day in seconds."""
+the next `dt` seconds, without sleeping, so tests run a day in seconds; `deliver` hands a
+crew's device what arrived on its inbox topic."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fieldline.device_gateway.simulator.crews import CrewSpec, SimulatedCrew
+from fieldline.device_gateway.simulator.jobs import WorkPace, read_message
 from fieldline.device_gateway.simulator.network import RouteGraph
 from fieldline.device_gateway.simulator.publication import Publication
 from fieldline.device_gateway.simulator.telemetry import (
@@ -62,10 +64,15 @@ class Simulator:
         meters: Sequence[MeterSpec] = (),
         seed: int = 0,
         city: Path = FIXTURE_CITY,
+        pace: WorkPace | None = None,
     ) -> None:
         self.clock = SimClock(start)
         self.roads, self.pipes = city_graphs(city)
-        self.crews = [SimulatedCrew(s, self.roads, self.pipes, self.clock.now, seed) for s in crews]
+        self.crews = [
+            SimulatedCrew(spec, self.roads, self.pipes, self.clock.now, seed, pace)
+            for spec in crews
+        ]
+        self.crews_by_id = {crew.spec.crew_id: crew for crew in self.crews}
         self.sources: list[Source] = [
             *self.crews,
             *(SimulatedStation(spec, self.clock.now, seed) for spec in stations),
@@ -75,6 +82,16 @@ class Simulator:
     @property
     def now(self) -> datetime:
         return self.clock.now
+
+    def deliver(self, crew_id: str, payload: bytes) -> bool:
+        """A message on `crew_id`'s inbox topic; False when it is no crew of this simulation or
+        not an inbox message (a handheld ignores what it cannot read)."""
+        crew = self.crews_by_id.get(crew_id)
+        message = read_message(payload)
+        if crew is None or message is None:
+            return False
+        crew.deliver(message)
+        return True
 
     def step(self, seconds: float) -> list[Publication]:
         """Advance simulated time; what was sent meanwhile, in the order it was sent."""
@@ -97,8 +114,9 @@ def city_simulator(
     meter_count: int = 0,
     seed: int = 0,
     city: Path = FIXTURE_CITY,
+    pace: WorkPace | None = None,
 ) -> Simulator:
     """The fixture city's stations and meters, with the given crews."""
     stations = load_station_specs(city / "stations.geojson") if with_stations else []
     meters = load_meter_specs(city / "meters.geojson", meter_count) if meter_count else []
-    return Simulator(start, crews, stations, meters, seed, city)
+    return Simulator(start, crews, stations, meters, seed, city, pace)

@@ -57,6 +57,7 @@ def upgrade() -> None:
             geoalchemy2.types.Geometry("MULTIPOLYGON", srid=4326, spatial_index=False),
             nullable=True,
         ),
+        _point("source_position"),
         sa.Column("mode", sa.Text()),
         sa.Column(
             "required_skills", postgresql.ARRAY(sa.Text()), nullable=False, server_default="{}"
@@ -66,6 +67,7 @@ def upgrade() -> None:
         sa.Column("offer_expires_at", TS),
         sa.Column("promised_arrival_at", TS),
         sa.Column("promised_completion_at", TS),
+        sa.Column("appointment", sa.Boolean(), nullable=False, server_default="false"),
         sa.Column("arrived_at", TS),
         sa.Column("completed_at", TS),
         sa.Column("transfer_count", sa.Integer(), nullable=False, server_default="0"),
@@ -132,9 +134,21 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_task_transitions_task_id_at", "task_transitions", ["task_id", "at"])
+    # What the tasks domain made of each crew status the gateway stored: null until handed
+    # over. Reports stored before tasks existed refer to none.
+    op.add_column("task_status_events", sa.Column("outcome", sa.Text(), nullable=True))
+    op.execute("UPDATE task_status_events SET outcome = 'unknown_task'")
+    op.create_index(
+        "ix_task_status_events_pending",
+        "task_status_events",
+        ["received_at"],
+        postgresql_where=sa.text("outcome IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_task_status_events_pending", table_name="task_status_events")
+    op.drop_column("task_status_events", "outcome")
     op.drop_table("task_transitions")
     op.drop_table("task_assets")
     op.drop_table("tasks")

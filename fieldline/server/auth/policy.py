@@ -24,21 +24,39 @@ OPERATOR_READS = FIELD_READS | {"deadletter:read"}
 # SCADA names to crews and stations is provisioning.
 ROSTER_WRITES = frozenset({"crews:write"})
 PROVISIONING = frozenset({"devices:write", "stations:write"})
+# Service levels: dispatchers watch and acknowledge warnings, the call centre reads what
+# customers were told, everyone who follows the work reads the scores.
+SERVICE_LEVELS = frozenset({"warnings:read", "warnings:write", "notices:read", "kpis:read"})
+# Work orders: dispatchers create, edit and move them; other systems (the call centre's,
+# SCADA's) create them; a crew member moves its own crew's tasks (services.py checks whose).
+TASKS = frozenset({"tasks:read", "tasks:write", "tasks:transition"})
+# Dispatch: ranking crews for a task (read), assigning and batch plans (write).
+DISPATCH = frozenset({"dispatch:read", "dispatch:write"})
+
+# What the office does: dispatchers run the day's work; supervisors and admins also edit the
+# network and provision devices.
+DISPATCH_DESK = (
+    frozenset({"assets:read", "assets:history"})
+    | OPERATOR_READS
+    | ROSTER_WRITES
+    | SERVICE_LEVELS
+    | TASKS
+    | DISPATCH
+)
+SUPERVISION = DISPATCH_DESK | {"assets:write"} | PROVISIONING
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"assets:read", "assets:write", "assets:history"})
-    | OPERATOR_READS
-    | ROSTER_WRITES
-    | PROVISIONING,
-    "supervisor": frozenset({"assets:read", "assets:write", "assets:history"})
-    | OPERATOR_READS
-    | ROSTER_WRITES
-    | PROVISIONING,
-    "dispatcher": frozenset({"assets:read", "assets:history"}) | OPERATOR_READS | ROSTER_WRITES,
-    "crew_member": frozenset({"assets:read"}),
-    "viewer": frozenset({"assets:read"}) | FIELD_READS,
-    "integration": frozenset({"assets:read", "crews:read", "telemetry:read"}),
+    "admin": SUPERVISION,
+    "supervisor": SUPERVISION,
+    "dispatcher": DISPATCH_DESK,
+    "crew_member": frozenset({"assets:read", "tasks:read", "tasks:transition"}),
+    "viewer": frozenset({"assets:read", "warnings:read", "kpis:read", "tasks:read"}) | FIELD_READS,
+    "integration": frozenset(
+        {"assets:read", "crews:read", "telemetry:read", "notices:read", "kpis:read"}
+    )
+    | {"tasks:read", "tasks:write"},
 }
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +65,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Principal:
     name: str
     role: str
+    # The crew a crew member acts for (its public id), once sign-in or the device tells.
+    crew_id: str | None = None
 
     def may(self, permission: str) -> bool:
         return permission in ROLE_PERMISSIONS.get(self.role, frozenset())

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from fieldline.gis.errors import Conflict, InvalidField, NotFound
 from fieldline.gis.models import SRID
-from fieldline.gis.validation import parse_datetime
 from fieldline.server.crews.models import (
     CREW_MODES,
     CREW_SKILLS,
@@ -33,6 +32,7 @@ from fieldline.server.crews.models import (
     CrewShift,
     Device,
 )
+from fieldline.server.fields import choice, moment, text
 from fieldline.server.telemetry.models import FieldReportRow, Position, TaskStatusEvent
 from fieldline.settings import get_settings
 
@@ -51,22 +51,6 @@ BAD_IDENTIFIER = re.compile(r"[\s+#\x00]")
 
 
 # --- checks -------------------------------------------------------------------------------
-
-
-def _text(value: Any, field: str, most: int = MAX_NAME_LENGTH) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidField(field, "must be a non-empty string")
-    if len(value) > most or "\x00" in value:
-        raise InvalidField(field, f"must be at most {most} characters, without NUL")
-    return value.strip()
-
-
-def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
-    if value is None:
-        raise InvalidField(field, f"is required: one of {', '.join(choices)}")
-    if value not in choices:
-        raise InvalidField(field, f"{value!r} is not one of: {', '.join(choices)}")
-    return str(value)
 
 
 def _phone(value: Any, field: str) -> str | None:
@@ -131,8 +115,8 @@ def _members(value: Any) -> list[dict[str, Any]]:
                 raise InvalidField(f"{field}.{key}", "unknown; a member has name, role, phone")
         members.append(
             {
-                "name": _text(raw.get("name"), f"{field}.name"),
-                "role": _choice(raw.get("role", "member"), f"{field}.role", MEMBER_ROLES),
+                "name": text(raw.get("name"), f"{field}.name", MAX_NAME_LENGTH),
+                "role": choice(raw.get("role", "member"), f"{field}.role", MEMBER_ROLES),
                 "phone": _phone(raw.get("phone"), f"{field}.phone"),
             }
         )
@@ -155,14 +139,6 @@ def crew_fields(data: Any, *, partial: bool) -> dict[str, Any]:
     return dict(data)
 
 
-def _moment(value: Any, field: str) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidField(field, "needs a time zone")
-        return value
-    return parse_datetime(value, field)
-
-
 # --- crews ----------------------------------------------------------------------------------
 
 
@@ -179,8 +155,8 @@ def create_crew(
     """A new crew; `depot` is a point in any form `check_point` takes."""
     point = check_point(depot, "depot")
     crew = Crew(
-        name=_text(name, "name"),
-        mode=_choice(mode, "mode", CREW_MODES),
+        name=text(name, "name", MAX_NAME_LENGTH),
+        mode=choice(mode, "mode", CREW_MODES),
         skills=check_skills(skills),
         depot=_geometry(point),
         phone=_phone(phone, "phone"),
@@ -206,9 +182,9 @@ def update_crew(session: Session, public_id: str, changes: Mapping[str, Any]) ->
     changes = crew_fields(changes, partial=True)
     checked: dict[str, Any] = {}
     if "name" in changes:
-        checked["name"] = _text(changes["name"], "name")
+        checked["name"] = text(changes["name"], "name", MAX_NAME_LENGTH)
     if "mode" in changes:
-        checked["mode"] = _choice(changes["mode"], "mode", CREW_MODES)
+        checked["mode"] = choice(changes["mode"], "mode", CREW_MODES)
     if "skills" in changes:
         checked["skills"] = check_skills(changes["skills"])
     if "depot" in changes:
@@ -263,7 +239,7 @@ def depot_point(crew: Crew) -> tuple[float, float] | None:
 def add_shift(session: Session, crew_public_id: str, starts_at: Any, ends_at: Any) -> CrewShift:
     """A shift from `starts_at` (included) to `ends_at` (excluded); a shift overlapping another
     of the crew is a Conflict."""
-    starts, ends = _moment(starts_at, "starts_at"), _moment(ends_at, "ends_at")
+    starts, ends = moment(starts_at, "starts_at"), moment(ends_at, "ends_at")
     if ends <= starts:
         raise InvalidField("ends_at", "must be later than starts_at")
     if ends - starts > MAX_SHIFT:
@@ -334,7 +310,7 @@ def _identifier(kind: str, identifier: Any) -> str:
 def bind_device(session: Session, crew_public_id: str, kind: Any, identifier: Any) -> Device:
     """Bind a device to a crew: `own` (a handheld name) or `owntracks` ("user/device").
     Binding it again to the same crew is a no-op; a device of another crew is a Conflict."""
-    kind = _choice(kind, "kind", DEVICE_KINDS)
+    kind = choice(kind, "kind", DEVICE_KINDS)
     identifier = _identifier(kind, identifier)
     crew = get_crew(session, crew_public_id)
     taken = session.scalar(
@@ -388,8 +364,10 @@ def crew_status(
 
 
 def active_task_counts(session: Session) -> dict[int, int]:
-    """Active tasks per crew (db id); the tasks domain fills this in."""
-    return {}
+    """Active tasks per crew (db id), as the tasks domain counts them."""
+    from fieldline.server.tasks.services import active_task_counts as counts  # tasks need crews
+
+    return counts(session)
 
 
 @dataclass(frozen=True)

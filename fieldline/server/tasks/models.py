@@ -55,6 +55,10 @@ class Task(Base):
     area: Mapped[Any | None] = mapped_column(
         Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False)
     )
+    # Where a crew stood when it reported the problem (source `crew_report`).
+    source_position: Mapped[Any | None] = mapped_column(
+        Geometry("POINT", srid=SRID, spatial_index=False)
+    )
     # How the crew travels on a patrol (foot patrols are slower and checked at walking speed).
     mode: Mapped[str | None] = mapped_column(sa.Text)
     required_skills: Mapped[list[str]] = mapped_column(
@@ -68,6 +72,9 @@ class Task(Base):
     offer_expires_at: Mapped[datetime | None] = mapped_column(_TS)
     promised_arrival_at: Mapped[datetime | None] = mapped_column(_TS)
     promised_completion_at: Mapped[datetime | None] = mapped_column(_TS)
+    # The arrival time was agreed with the customer (an appointment), not derived from the
+    # priority's service level: a change of priority keeps it.
+    appointment: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default="false")
     arrived_at: Mapped[datetime | None] = mapped_column(_TS)
     completed_at: Mapped[datetime | None] = mapped_column(_TS)
     transfer_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default="0")

@@ -109,6 +109,16 @@ class TaskStatusEvent(Base):
     lat: Mapped[float | None] = mapped_column(sa.Float)
     lon: Mapped[float | None] = mapped_column(sa.Float)
     received_at: Mapped[datetime] = _received_at()
+    # What the tasks domain made of it (server/tasks/status_events.py): null until handed
+    # over, then `applied`, `no_change` or the reason it was refused (`task_not_yours`, ...).
+    outcome: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (
+        sa.Index(
+            "ix_task_status_events_pending",
+            "received_at",
+            postgresql_where=sa.text("outcome IS NULL"),
+        ),
+    )
 
 
 class FieldReportRow(Base):

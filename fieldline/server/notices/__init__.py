@@ -1,0 +1,1 @@
+"""Customer and supervisor notices: an outbox of texts and the backends that deliver them."""

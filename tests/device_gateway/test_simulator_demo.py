@@ -1,0 +1,58 @@
+"""What `fieldline demo` sets up for the simulated crews and call centre: crews that may take
+any task at any hour, every priority dispatched automatically, and the processes beside the
+web server with the options they need."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from fieldline import demo
+from fieldline.cli import main
+from fieldline.server.crews.models import CREW_SKILLS
+from fieldline.server.crews.services import get_crew, list_shifts
+from fieldline.settings import Settings, load_settings
+
+
+def test_demo_crews_have_every_skill_and_are_on_shift_today_and_tomorrow(
+    session: Session,
+) -> None:
+    first = demo.demo_crews(session, count=3)
+    again = demo.demo_crews(session, count=3)  # a second start changes nothing
+    assert first == again and len(first) == 3
+    now = datetime.now(UTC)
+    for crew_id in first:
+        assert get_crew(session, crew_id).skills == list(CREW_SKILLS)
+        shifts = list_shifts(session, crew_id, None, None)
+        assert len(shifts) == 2
+        assert any(s.starts_at <= now < s.ends_at for s in shifts)
+        assert any(s.starts_at <= now + timedelta(hours=24) < s.ends_at for s in shifts)
+
+
+def test_every_priority_is_dispatched_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Set first, so that the value the demo writes is undone after the test.
+    monkeypatch.setenv(demo.AUTO_DISPATCH, "P1")
+    monkeypatch.delenv(demo.AUTO_DISPATCH)
+    chosen = demo.demo_settings(load_settings())
+    assert chosen.auto_dispatch_priority_names == ("P1", "P2", "P3", "P4")
+    assert load_settings().auto_dispatch_priority_names == ("P1", "P2", "P3", "P4")  # children
+    monkeypatch.setenv(demo.AUTO_DISPATCH, "P1")
+    assert demo.demo_settings(load_settings()).auto_dispatch_priority_names == ("P1",)
+
+
+def test_the_demo_runs_a_gateway_the_scheduler_and_the_simulation_with_jobs() -> None:
+    settings: Settings = load_settings(host="0.0.0.0", port=18080)
+    commands = demo.helpers(settings, ["C-000001", "C-000002"], speed=30, jobs_per_hour=12)
+    names = [command[3] for command in commands]
+    assert names == ["gateway", "scheduler", "simulate"]
+    simulate = commands[-1][4:]
+    context = main.commands["simulate"].make_context("simulate", list(simulate))
+    assert context.params["work_speed"] == 30
+    assert context.params["jobs_per_hour"] == 12
+    assert context.params["api_url"] == "http://127.0.0.1:18080"
+    assert context.params["crew_ids"] == ("C-000001", "C-000002")
+    assert context.params["inbox"] is True
