@@ -39,6 +39,7 @@ from fieldline.server.notices.backends import Notifier, notifiers
 from fieldline.server.service_levels import services as service_levels
 from fieldline.server.service_levels.services import CrewInbox
 from fieldline.server.tasks.inbox import process_inbox
+from fieldline.server.tasks.status_events import replay_pending_status_events
 from fieldline.server.telemetry.services import ensure_partitions, prune
 from fieldline.settings import Settings
 
@@ -145,6 +146,13 @@ def partitions_ahead(context: JobContext) -> int:
         return ensure_partitions(connection, context.now().date())
 
 
+def replay_status_reports(context: JobContext) -> dict[str, int]:
+    """Crews' status reports stored while the tasks could not take them (the database went
+    away between the gateway's commit and its hand-over)."""
+    with context.sessions() as session:
+        return replay_pending_status_events(session, context.now(), context.live)
+
+
 def builtin_jobs() -> list[Job]:
     return [
         Job("service_levels", 30, evaluate_service_levels),
@@ -153,6 +161,7 @@ def builtin_jobs() -> list[Job]:
         Job("follow_ups", 600, write_follow_ups),
         Job("prune", 86_400, prune_partitions),
         Job("partitions_ahead", 3600, partitions_ahead),
+        Job("status_report_replay", 60, replay_status_reports),
     ]
 
 

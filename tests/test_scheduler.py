@@ -189,6 +189,7 @@ def test_the_builtin_jobs_are_all_there() -> None:
         "follow_ups": 600,
         "prune": 86_400,
         "partitions_ahead": 3600,
+        "status_report_replay": 60,
     }
 
 
