@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     redis_prefix: str = "fieldline"
 
     # Device gateway (`fieldline gateway`).
-    # Empty: fieldline-gw-<hostname>-<pid>. Set a stable id per worker in production: the
-    # broker redelivers a crashed worker's unacknowledged messages only to the same client id.
+    # Empty: fieldline-gw-<hostname>. A second worker on the same host needs its own id. The id
+    # must stay the same across restarts: the broker keeps queueing a worker's share of the
+    # messages in its session while it is away, and hands them only to the same client id.
     gateway_client_id: str = ""
     gateway_share_group: str = "fieldline"  # workers of one group split the load
     # Whether this worker takes the Sparkplug B topics (`spBv1.0/#`), subscribed without the

@@ -13,7 +13,6 @@ client's out-packet lock and wakes the network loop, as `publish` does.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -48,6 +47,7 @@ log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 3600.0
 RETRY_MAX_S = 5.0
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: the same client id connected elsewhere
 INFLIGHT_BATCHES = 4  # unacknowledged messages the broker may send ahead, in batches
 
 
@@ -96,7 +96,11 @@ class Inbox:
 
 
 def client_id(settings: Settings) -> str:
-    return settings.gateway_client_id or f"fieldline-gw-{socket.gethostname()}-{os.getpid()}"
+    """The worker's MQTT client id, the same across restarts: the broker keeps a persistent
+    session, and keeps handing it its share of a shared subscription, while it is away, and
+    only a worker with that id gets those messages. An id that changed on every start would
+    leave each old session swallowing a share until it expired."""
+    return settings.gateway_client_id or f"fieldline-gw-{socket.gethostname()}"
 
 
 def subscriptions(group: str, sparkplug: bool) -> list[str]:
@@ -164,6 +168,12 @@ class Gateway:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            log.error(
+                "another worker connected as %s and took this session over: give each worker "
+                "its own FIELDLINE_GATEWAY_CLIENT_ID",
+                client_id(self.settings),
+            )
         if not self.stopping.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 

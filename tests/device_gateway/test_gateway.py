@@ -8,6 +8,9 @@ each test: every test uses fresh names and removes its rows afterwards.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,7 +25,7 @@ import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fieldline.device_gateway.worker import Gateway
+from fieldline.device_gateway.worker import Gateway, client_id
 from fieldline.gis.db import make_sessionmaker
 from fieldline.server import create_app
 from fieldline.server.crews.services import bind_device, create_crew
@@ -333,3 +336,25 @@ def test_scada_readings_are_stored_and_read_back(
     finally:
         with engine.begin() as c:
             c.execute(sa.text("DELETE FROM telemetry WHERE metric = :m"), {"m": metric})
+
+
+ANOTHER_PROCESS_ID = (
+    "from fieldline.device_gateway.worker import client_id;"
+    "from fieldline.settings import load_settings;"
+    "print(client_id(load_settings()))"
+)
+
+
+def test_a_worker_keeps_its_client_id_across_restarts(settings: Settings) -> None:
+    """The broker hands a stopped worker's share of the shared subscription only to the same
+    client id: a default that changed on every start would strand those messages."""
+    here = client_id(settings.model_copy(update={"gateway_client_id": ""}))
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", ANOTHER_PROCESS_ID],
+        env=os.environ | {"FIELDLINE_GATEWAY_CLIENT_ID": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert here == elsewhere and here.startswith("fieldline-gw-")
+    assert client_id(settings.model_copy(update={"gateway_client_id": "gw-2"})) == "gw-2"
