@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from fieldline.device_gateway.messages import Fix
 from fieldline.device_gateway.pipeline import DeadLetterEntry, Outcome
+from fieldline.server.live.services import dead_letter_event
 
 FIX_COLUMNS = (
     ("crew_id", "text"),
@@ -281,12 +282,12 @@ class Store:
         return found
 
 
-def dead_letter_json(entry: DeadLetterEntry) -> dict[str, str]:
-    return {
-        "received_at": entry.received_at.isoformat(),
-        "topic": entry.topic,
-        "reason": entry.reason,
-        "detail": entry.detail,
-        "payload": entry.payload.decode("utf-8", "replace"),
-        "payload_bytes": str(entry.payload_bytes),
-    }
+def dead_letter_json(entry: DeadLetterEntry) -> dict[str, Any]:
+    return dead_letter_event(
+        entry.received_at,
+        entry.topic,
+        entry.reason,
+        entry.detail,
+        entry.payload,
+        entry.payload_bytes,
+    )

@@ -232,6 +232,8 @@ def test_garbage_is_dead_lettered_with_its_reason_and_the_gateway_keeps_going(
     stream = running.redis.xrange(f"{running.settings.redis_prefix}:deadletter")
     assert {entry["reason"] for _, entry in stream} == {"bad_json", "unknown_device"}
     wait_for(lambda: any(json.loads(p)["topic"] == topic for p in announced))
+    told = next(json.loads(p) for p in announced if json.loads(p)["topic"] == topic)
+    assert told["reason"] == "bad_json" and told["payload_bytes"] == len(garbage)
     watcher.loop_stop()
     watcher.disconnect()
 

@@ -12,8 +12,9 @@ Keys, under the FIELDLINE_REDIS_PREFIX (`fieldline` by default):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -28,6 +29,21 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('GEOADD', KEYS[3], ARGV[4], ARGV[5], ARGV[1])
 return 1
 """
+
+
+def dead_letter_event(
+    received_at: datetime, topic: str, reason: str, detail: str, payload: bytes, size: int
+) -> dict[str, Any]:
+    """A dead letter as the live stream, its Redis stream and `fieldline/deadletter` show it;
+    `payload` is the capped part kept, `size` the whole payload's bytes."""
+    return {
+        "received_at": received_at.isoformat(),
+        "topic": topic,
+        "reason": reason,
+        "detail": detail,
+        "payload": payload.decode("utf-8", "replace"),
+        "payload_bytes": size,
+    }
 
 
 @dataclass(frozen=True)
@@ -80,8 +96,9 @@ class Live:
     def publish(self, event: dict[str, Any]) -> None:
         self.client.publish(self.keys.channel, json.dumps(event, separators=(",", ":")))
 
-    def add_deadletter(self, entry: dict[str, str], maxlen: int) -> None:
-        self.client.xadd(self.keys.deadletter, entry, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    def add_deadletter(self, entry: Mapping[str, Any], maxlen: int) -> None:
+        fields = {key: str(value) for key, value in entry.items()}  # a stream holds strings
+        self.client.xadd(self.keys.deadletter, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
 
     def events(self, heartbeat_s: float) -> Iterator[str | None]:
         """Events from the channel as JSON texts; None after each quiet `heartbeat_s`."""

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from fieldline.server.live.services import Live
+from fieldline.server.live.services import Live, dead_letter_event
 from fieldline.server.tasks import events
 from fieldline.server.tasks.events import TaskEvent
 from fieldline.server.tasks.services import StatusRefused, apply_crew_status, publish_live
@@ -51,7 +51,7 @@ class StatusKey:
 class Handed:
     outcome: str  # applied | no_change | the refusal's reason
     events: list[TaskEvent]  # what changed, to publish
-    dead_letter: dict[str, str] | None = None  # a new dead letter, as the gateway announces
+    dead_letter: dict[str, Any] | None = None  # a new dead letter, as the gateway announces
 
 
 def status_topic(crew_id: str, task_id: str) -> str:
@@ -69,7 +69,7 @@ def _payload(row: TaskStatusEvent) -> bytes:
 
 def _dead_letter(
     session: Session, row: TaskStatusEvent, refused: StatusRefused
-) -> dict[str, str] | None:
+) -> dict[str, Any] | None:
     topic = status_topic(row.crew_id, row.task_id)
     payload = _payload(row)
     # The gateway's recipe (device_gateway/pipeline.py): a report refused twice is one row.
@@ -91,14 +91,9 @@ def _dead_letter(
     )
     if inserted is None:
         return None
-    return {
-        "received_at": received_at.isoformat(),
-        "topic": topic,
-        "reason": refused.reason,
-        "detail": refused.detail[:500],
-        "payload": payload.decode(),
-        "payload_bytes": str(len(payload)),
-    }
+    return dead_letter_event(
+        received_at, topic, refused.reason, refused.detail[:500], payload, len(payload)
+    )
 
 
 def hand_over(session: Session, key: StatusKey) -> Handed | None:
