@@ -19,6 +19,11 @@ BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 50, 100, 500, 1000, 5000),
 )
 COMMIT_SECONDS = Histogram("fieldline_gateway_commit_seconds", "Time to write and commit one batch")
+LAG_SECONDS = Histogram(
+    "fieldline_gateway_lag_seconds",
+    "Consumer lag: from the arrival of a batch's oldest message to its commit",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 PENDING = Gauge(
     "fieldline_gateway_unacknowledged_messages",
     "Messages received and not yet acknowledged (consumer lag)",

@@ -249,6 +249,8 @@ class Gateway:
             written, outcomes = committed
             metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.BATCH_SIZE.observe(len(batch))
+            oldest = min(entry.inbound.received_at for entry in batch)
+            metrics.LAG_SECONDS.observe((datetime.now(UTC) - oldest).total_seconds())
             for table, count in written.counts.items():
                 metrics.STORED.labels(table).inc(count)
             self.fanout.run(outcomes, written)

@@ -24,6 +24,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import REGISTRY
 
 from fieldline.device_gateway.worker import Gateway, client_id
 from fieldline.gis.db import make_sessionmaker
@@ -245,6 +246,19 @@ def test_garbage_is_dead_lettered_with_its_reason_and_the_gateway_keeps_going(
     running.publish(topic, owntracks_location(datetime.now(UTC)))
     wait_for(lambda: stored_positions(engine, running.crew_id))
     assert running.gateway.writer.is_alive()
+
+
+def lag_observations() -> float:
+    return REGISTRY.get_sample_value("fieldline_gateway_lag_seconds_count") or 0.0
+
+
+def test_each_committed_batch_reports_its_lag(running: Running, engine: sa.Engine) -> None:
+    before = lag_observations()
+    running.publish(f"owntracks/{running.user_device}", owntracks_location(datetime.now(UTC)))
+    wait_for(lambda: stored_positions(engine, running.crew_id))
+    assert lag_observations() >= before + 1
+    slowest = REGISTRY.get_sample_value("fieldline_gateway_lag_seconds_bucket", {"le": "60.0"})
+    assert slowest == lag_observations()  # every lag observed is under a minute here
 
 
 def test_a_repeated_message_is_stored_once(running: Running, engine: sa.Engine) -> None:
