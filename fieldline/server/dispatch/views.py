@@ -20,6 +20,7 @@ from fieldline.server.dispatch import params, services
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
 from fieldline.server.tasks import events
+from fieldline.server.tasks import payloads as task_payloads
 from fieldline.server.tasks import services as tasks
 from fieldline.server.tasks.inbox import Delivery
 
@@ -66,8 +67,8 @@ def assign(task_id: str) -> Any:
     )
     deliveries = _commit()
     return {
-        "task": tasks.task_json(db(), assignment.task),
-        "transition": tasks.step_json(db(), assignment.step),
+        "task": task_payloads.task_json(db(), assignment.task),
+        "transition": task_payloads.step_json(db(), assignment.step),
         **services.assignment_json(assignment),
         "inbox": [delivery.json() for delivery in deliveries],
     }

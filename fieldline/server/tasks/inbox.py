@@ -62,7 +62,7 @@ def messages_for(
     event: TaskEvent, task: Callable[[], Mapping[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     """The (crew public id, message) pairs an event sends; `task()` gives the handheld's view
-    of the task now (`services.handheld_json`). A crew is not told what it did itself."""
+    of the task now (`payloads.handheld_json`). A crew is not told what it did itself."""
     if event.actor_kind == "crew":
         return []
     base: dict[str, Any] = {

@@ -13,7 +13,7 @@ from fieldline.server.auth import current_principal, requires
 from fieldline.server.errors import Forbidden
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
-from fieldline.server.tasks import events, services
+from fieldline.server.tasks import events, payloads, services
 from fieldline.server.tasks.inbox import Delivery
 from fieldline.server.tasks.params import GEOJSON, parse_task_query, wants_geojson
 
@@ -52,7 +52,7 @@ def create() -> Any:
     task = services.create_task(db(), _body(), current_principal().name, datetime.now(UTC))
     _commit()
     location = url_for(".show", task_id=task.public_id)
-    return services.task_json(db(), task), 201, {"Location": location}
+    return payloads.task_json(db(), task), 201, {"Location": location}
 
 
 @blueprint.get("")
@@ -66,15 +66,15 @@ def index() -> Any:
         links.append({"rel": "next", "href": url_for(".index", _external=True, **args)})
     preferred = request.accept_mimetypes.best_match(["application/json", GEOJSON])
     if wants_geojson(request.args, preferred):
-        body = services.feature_collection(db(), tasks) | {"links": links}
+        body = payloads.feature_collection(db(), tasks) | {"links": links}
         return Response(json.dumps(body), mimetype=GEOJSON)
-    return {"tasks": services.tasks_json(db(), tasks), "links": links}
+    return {"tasks": payloads.tasks_json(db(), tasks), "links": links}
 
 
 @blueprint.get("/<task_id>")
 @requires("tasks:read")
 def show(task_id: str) -> Any:
-    return services.task_json(db(), services.get_task(db(), task_id))
+    return payloads.task_json(db(), services.get_task(db(), task_id))
 
 
 @blueprint.patch("/<task_id>")
@@ -82,7 +82,7 @@ def show(task_id: str) -> Any:
 def update(task_id: str) -> Any:
     task = services.update_task(db(), task_id, _body(), datetime.now(UTC))
     deliveries = _commit()
-    return services.task_json(db(), task) | {"inbox": [d.json() for d in deliveries]}
+    return payloads.task_json(db(), task) | {"inbox": [d.json() for d in deliveries]}
 
 
 def _transition(task_id: str, action: str | None) -> Any:
@@ -102,8 +102,8 @@ def _transition(task_id: str, action: str | None) -> Any:
     )
     deliveries = _commit()
     return {
-        "transition": services.step_json(db(), step),
-        "task": services.task_json(db(), task),
+        "transition": payloads.step_json(db(), step),
+        "task": payloads.task_json(db(), task),
         "inbox": [delivery.json() for delivery in deliveries],
     }
 
@@ -124,4 +124,4 @@ def short_form(task_id: str, action: str) -> Any:
 @requires("tasks:read")
 def task_history(task_id: str) -> Any:
     task = services.get_task(db(), task_id)
-    return {"task_id": task.public_id, "history": services.history_json(db(), task)}
+    return {"task_id": task.public_id, "history": payloads.history_json(db(), task)}
