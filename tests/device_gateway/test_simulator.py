@@ -276,7 +276,8 @@ def test_crews_publish_through_the_broker() -> None:
         count = publish_realtime(
             simulation, publisher, speed=20, duration_s=40, on_publish=lambda *m: sent.append(m)
         )
-        assert count == len(sent) >= 3 * 40 // 5 - 3
+        # A crew's device may be offline at the end, holding its fixes back: at least half.
+        assert count == len(sent) >= 3 * 40 // 5 // 2
         deadline = threading.Event()
         for _ in range(50):
             if len(received) >= len(sent):
