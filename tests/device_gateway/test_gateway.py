@@ -175,8 +175,13 @@ def test_owntracks_location_reaches_table_redis_api_and_live_stream(
     assert rows[0].speed_mps == pytest.approx(5.0)  # 18 km/h
     assert rows[0].received_at >= at  # the server's time, kept apart from the fix time
 
+    # Redis is updated after the commit: the row can be seen a moment before.
     latest = json.loads(
-        running.redis.hget(f"{running.settings.redis_prefix}:crews:latest", running.crew_id)
+        wait_for(
+            lambda: running.redis.hget(
+                f"{running.settings.redis_prefix}:crews:latest", running.crew_id
+            )
+        )
     )
     assert latest["fix_time"] == at.isoformat()
     (position,) = running.redis.geopos(
@@ -293,8 +298,13 @@ def test_an_older_fix_is_stored_but_does_not_replace_the_latest(
         )
     )
     assert [r.fix_time for r in rows] == [older, newer]
+    # Redis is updated after the commit: the row can be seen a moment before.
     latest = json.loads(
-        running.redis.hget(f"{running.settings.redis_prefix}:crews:latest", running.crew_id)
+        wait_for(
+            lambda: running.redis.hget(
+                f"{running.settings.redis_prefix}:crews:latest", running.crew_id
+            )
+        )
     )
     assert latest["fix_time"] == newer.isoformat()
 
