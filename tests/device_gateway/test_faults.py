@@ -332,7 +332,11 @@ def test_a_broker_restart_loses_nothing_and_stores_nothing_twice(
     try:
         gateway.start()
         publisher.publish(crew.crew_id, FIXES)
-        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        # Every fix accepted by the broker, most still queued in the gateway's session when it
+        # stops. (Mosquitto 2.0 does not restore `$share` subscriptions from its persistence
+        # file: what is published after a restart and before the worker subscribes again
+        # reaches nobody, a window of the broker's that a publisher still sending would hit.)
+        wait_until(lambda: publisher.acknowledged() == FIXES, 60, "the broker's PUBACKs")
         broker.stop()
         stopped_at = crew.stored()
         assert stopped_at < FIXES, "the stream ended before the broker stopped"
@@ -340,7 +344,6 @@ def test_a_broker_restart_loses_nothing_and_stores_nothing_twice(
         broker.start()
         assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
         assert gateway.alive()
-        wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
     finally:
         gateway.stop()
         remove_crew(crew)
