@@ -248,7 +248,7 @@ class Settings(BaseSettings):
     @field_validator("supervisor_contact")
     @classmethod
     def _supervisor_contact(cls, value: str) -> str:
-        from fieldline.server.notices.contacts import is_email, phone_number
+        from fieldline.server.fields import is_email, phone_number
 
         value = value.strip()
         if value and not is_email(value) and phone_number(value) is None:

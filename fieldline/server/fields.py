@@ -3,12 +3,29 @@ each failure is an InvalidField naming the field, raised before anything is writ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from fieldline.gis.errors import InvalidField
 from fieldline.gis.validation import parse_datetime
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+?[0-9]{6,15}")
+# Written between the digits of phone numbers as people type them.
+_PHONE_PUNCTUATION = str.maketrans("", "", " -().")
+
+
+def is_email(value: str) -> bool:
+    return _EMAIL.fullmatch(value) is not None
+
+
+def phone_number(value: str) -> str | None:
+    """The number without spaces and punctuation (`+358 40 123-4567` -> `+358401234567`),
+    or None when it is not one."""
+    digits = value.translate(_PHONE_PUNCTUATION)
+    return digits if _PHONE.fullmatch(digits) else None
 
 
 def known_fields(data: Any, known: Sequence[str], field: str = "body") -> Mapping[str, Any]:

@@ -3,25 +3,10 @@ supervisor contact (an e-mail address or a phone number)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_PHONE = re.compile(r"\+?[0-9]{6,15}")
-# Written between the digits of phone numbers as people type them.
-_PHONE_PUNCTUATION = str.maketrans("", "", " -().")
-
-
-def is_email(value: str) -> bool:
-    return _EMAIL.fullmatch(value) is not None
-
-
-def phone_number(value: str) -> str | None:
-    """The number without spaces and punctuation (`+358 40 123-4567` -> `+358401234567`),
-    or None when it is not one."""
-    digits = value.translate(_PHONE_PUNCTUATION)
-    return digits if _PHONE.fullmatch(digits) else None
+from fieldline.server.fields import is_email, phone_number
 
 
 def contact_of(caller: Mapping[str, Any] | None) -> str | None:

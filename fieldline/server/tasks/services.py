@@ -27,9 +27,16 @@ from fieldline.gis.layers import LAYERS, Layer
 from fieldline.gis.models import SRID
 from fieldline.server.crews.models import Crew
 from fieldline.server.crews.services import check_point, check_skills
-from fieldline.server.fields import choice, known_fields, moment, optional_text, text
+from fieldline.server.fields import (
+    choice,
+    is_email,
+    known_fields,
+    moment,
+    optional_text,
+    phone_number,
+    text,
+)
 from fieldline.server.live.services import Live
-from fieldline.server.notices.contacts import is_email, phone_number
 from fieldline.server.tasks import events
 from fieldline.server.tasks.events import TaskEvent
 from fieldline.server.tasks.inbox import Delivery, Inbox, messages_for
