@@ -50,7 +50,10 @@ LOCK_KEY = int.from_bytes(b"fl-sched", "big")
 STANDBY_POLL_S = 5.0  # how often a standby tries the lock: the longest takeover
 LOCK_CHECK_S = 10.0  # how often the leader makes sure its lock connection is alive
 # Modules that register jobs of their own when imported.
-JOB_MODULES: tuple[str, ...] = ("fieldline.server.dispatch.jobs",)
+JOB_MODULES: tuple[str, ...] = (
+    "fieldline.server.dispatch.jobs",
+    "fieldline.server.verification.jobs",
+)
 
 JOB_RUNS = Counter("fieldline_scheduler_job_runs_total", "Job runs that succeeded", ["job"])
 JOB_FAILURES = Counter("fieldline_scheduler_job_failures_total", "Job runs that failed", ["job"])

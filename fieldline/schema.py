@@ -10,7 +10,8 @@ import fieldline.server.crews.models
 import fieldline.server.notices.models
 import fieldline.server.service_levels.models
 import fieldline.server.tasks.models
-import fieldline.server.telemetry.models  # noqa: F401
+import fieldline.server.telemetry.models
+import fieldline.server.verification.models  # noqa: F401
 from fieldline.gis.models import Base
 
 metadata = Base.metadata

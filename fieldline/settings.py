@@ -124,6 +124,32 @@ class Settings(BaseSettings):
     # The utility's time zone: clock times in notices, the days, weeks and months of KPIs.
     timezone: str = "Europe/Helsinki"
 
+    # Proof of work from the crew's GPS trace (server/verification/).
+    # Wait this long after a completion before checking: late fixes and offline backlogs.
+    verification_grace_s: Annotated[float, Field(ge=0, le=86400)] = 120.0
+    # How far from a fix the crew may have been: its accuracy times the factor, between the
+    # floor and the cap (arrival and dwell at a site); pipe coverage on patrols uses its own,
+    # tighter cap, so that walking one street does not cover the next.
+    verification_radius_floor_m: Annotated[float, Field(gt=0)] = 15.0
+    verification_radius_cap_m: Annotated[float, Field(gt=0)] = 50.0
+    verification_accuracy_factor: Annotated[float, Field(gt=0, le=10)] = 2.0
+    verification_coverage_radius_cap_m: Annotated[float, Field(gt=0)] = 30.0
+    # A silence longer than this is a gap; a leap faster than this is a jump (teleport).
+    verification_gap_s: Annotated[float, Field(gt=0)] = 60.0
+    verification_jump_speed_mps: Annotated[float, Field(gt=0)] = 60.0
+    # A patrol's pipes count only where passed no faster than its mode allows.
+    verification_patrol_speed_foot_mps: Annotated[float, Field(gt=0)] = 2.5
+    verification_patrol_speed_vehicle_mps: Annotated[float, Field(gt=0)] = 14.0
+    # Share of each patrolled pipe's length the trace must cover.
+    verification_min_coverage: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # Least time on site per kind of work, and at each patrol checkpoint ("kind=seconds,...").
+    verification_min_dwell_s: str = (
+        "repair=900,inspection=300,valve_operation=120,meter_reading=30,checkpoint=30"
+    )
+    # Jumps tolerated in a trace, and share of the fixes the gateway may have quarantined.
+    verification_max_jumps: Annotated[int, Field(ge=0)] = 0
+    verification_max_quarantined_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+
     # `fieldline scheduler`: Prometheus /metrics on this port (0: none).
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9109
 
@@ -217,6 +243,19 @@ class Settings(BaseSettings):
                     )
         return ",".join(f"{priority}={count}" for priority, count in minutes.items())
 
+    @field_validator("verification_min_dwell_s")
+    @classmethod
+    def _verification_min_dwell(cls, value: str) -> str:
+        return ",".join(f"{name}={seconds}" for name, seconds in dwell_seconds(value).items())
+
+    @field_validator("verification_radius_cap_m", "verification_coverage_radius_cap_m")
+    @classmethod
+    def _verification_caps(cls, value: float, info: ValidationInfo) -> float:
+        floor = info.data.get("verification_radius_floor_m")
+        if floor is not None and value < floor:
+            raise ValueError(f"must not be below FIELDLINE_VERIFICATION_RADIUS_FLOOR_M ({floor})")
+        return value
+
     @field_validator("notice_backends")
     @classmethod
     def _notice_backends(cls, value: str) -> str:
@@ -282,6 +321,11 @@ class Settings(BaseSettings):
         }
 
     @property
+    def verification_min_dwell(self) -> dict[str, int]:
+        """Least seconds on site per kind of work, and at a patrol's checkpoint."""
+        return dwell_seconds(self.verification_min_dwell_s)
+
+    @property
     def notice_backend_names(self) -> tuple[str, ...]:
         return tuple(name for name in self.notice_backends.split(",") if name)
 
@@ -318,6 +362,31 @@ def priority_minutes(value: str) -> dict[str, int]:
     if missing:
         raise ValueError("missing " + ", ".join(missing))
     return {priority: found[priority] for priority in PRIORITIES}
+
+
+# What FIELDLINE_VERIFICATION_MIN_DWELL_S names: the kinds of work done at one place, and a
+# patrol's checkpoints.
+DWELL_NAMES = ("repair", "inspection", "valve_operation", "meter_reading", "checkpoint")
+
+
+def dwell_seconds(value: str) -> dict[str, int]:
+    """ "repair=900,inspection=300,..." as {"repair": 900, ...} in DWELL_NAMES order; every
+    name exactly once, each a whole number of seconds (0: no least time). ValueError says
+    what is wrong."""
+    found: dict[str, int] = {}
+    for part in (part.strip() for part in value.split(",") if part.strip()):
+        name, sep, seconds = (piece.strip() for piece in part.partition("="))
+        if not sep or name not in DWELL_NAMES:
+            raise ValueError(f"{part!r} is not NAME=SECONDS with a name of {DWELL_NAMES}")
+        if name in found:
+            raise ValueError(f"{name} is given twice")
+        if not seconds.isdigit():
+            raise ValueError(f"{name}: {seconds!r} is not a whole number of seconds")
+        found[name] = int(seconds)
+    missing = [name for name in DWELL_NAMES if name not in found]
+    if missing:
+        raise ValueError("missing " + ", ".join(missing))
+    return {name: found[name] for name in DWELL_NAMES}
 
 
 def to_sqlalchemy_url(url: str) -> str:

@@ -44,6 +44,7 @@ def create_app(
     from fieldline.server.service_levels.views import blueprint as warnings
     from fieldline.server.tasks.views import blueprint as tasks
     from fieldline.server.telemetry.views import blueprint as telemetry
+    from fieldline.server.verification.views import blueprint as verification
 
     app.register_blueprint(home)
     app.register_blueprint(health)
@@ -59,4 +60,5 @@ def create_app(
     app.register_blueprint(warnings, url_prefix="/api/v1")
     app.register_blueprint(notices, url_prefix="/api/v1")
     app.register_blueprint(kpis, url_prefix="/api/v1")
+    app.register_blueprint(verification, url_prefix="/api/v1")
     return app

@@ -32,6 +32,8 @@ SERVICE_LEVELS = frozenset({"warnings:read", "warnings:write", "notices:read", "
 TASKS = frozenset({"tasks:read", "tasks:write", "tasks:transition"})
 # Dispatch: ranking crews for a task (read), assigning and batch plans (write).
 DISPATCH = frozenset({"dispatch:read", "dispatch:write"})
+# Proof of work: reading the checks of crews' traces, and running one again or overriding it.
+VERIFICATION = frozenset({"verification:read", "verification:write"})
 
 # What the office does: dispatchers run the day's work; supervisors and admins also edit the
 # network and provision devices.
@@ -42,6 +44,7 @@ DISPATCH_DESK = (
     | SERVICE_LEVELS
     | TASKS
     | DISPATCH
+    | VERIFICATION
 )
 SUPERVISION = DISPATCH_DESK | {"assets:write"} | PROVISIONING
 
@@ -50,7 +53,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "supervisor": SUPERVISION,
     "dispatcher": DISPATCH_DESK,
     "crew_member": frozenset({"assets:read", "tasks:read", "tasks:transition"}),
-    "viewer": frozenset({"assets:read", "warnings:read", "kpis:read", "tasks:read"}) | FIELD_READS,
+    "viewer": frozenset(
+        {"assets:read", "warnings:read", "kpis:read", "tasks:read", "verification:read"}
+    )
+    | FIELD_READS,
     "integration": frozenset(
         {"assets:read", "crews:read", "telemetry:read", "notices:read", "kpis:read"}
     )

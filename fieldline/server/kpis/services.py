@@ -12,8 +12,9 @@ day, week or month (in FIELDLINE_TIMEZONE, so a utility's days start at its midn
 
 Each rate comes with its numerator and denominator so that rows can be added up.
 
-Arrival is `tasks.arrived_at`, set today when the crew reports it is on site; the verification
-of work from the crew's GPS trace will set it from the trace, and these figures follow.
+Arrival is the first fix of the crew within reach of the site found by the verification of
+its GPS trace (`tasks.trace_arrived_at`), else the crew's own report that it is on site
+(`tasks.arrived_at`): COALESCE of the two.
 """
 
 from __future__ import annotations
@@ -61,14 +62,15 @@ def _timeliness(promise: Any, end: Any, now: datetime) -> tuple[Any, Any]:
 
 
 def kpis(session: Session, query: KpiQuery, now: datetime) -> list[dict[str, Any]]:
-    arrived_on_time, arrivals = _timeliness(Task.promised_arrival_at, Task.arrived_at, now)
+    arrived_at = sa.func.coalesce(Task.trace_arrived_at, Task.arrived_at)
+    arrived_on_time, arrivals = _timeliness(Task.promised_arrival_at, arrived_at, now)
     completed_on_time, completions = _timeliness(
         Task.promised_completion_at, Task.completed_at, now
     )
     created = sa.func.count()
     cancelled = sa.func.count().filter(Task.state == "cancelled")
     done = sa.func.count().filter(Task.state.in_(DONE_STATES))
-    response_min = sa.cast(sa.extract("epoch", Task.arrived_at - Task.created_at), sa.Float) / 60
+    response_min = sa.cast(sa.extract("epoch", arrived_at - Task.created_at), sa.Float) / 60
     keys: list[sa.ColumnElement[Any]] = []
     if query.group_by is not None:
         keys.append(GROUPS[query.group_by].label("group"))

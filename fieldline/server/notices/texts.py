@@ -85,3 +85,11 @@ def escalation(
         f"OVERDUE {timer} {task} {priority}, promised {clock(due_at, tz)}, crew {crew or 'none'}:"
     )
     return fit_segment(head, title)
+
+
+def verification_failed(task: str, run: int, crew: str | None, reasons: list[str]) -> str:
+    """To the supervisor: the check of a crew's trace sent the task back; the first reason
+    as far as it fits."""
+    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    head = f"CHECK FAILED {task} run {run}, crew {crew or 'none'}, sent back{more}:"
+    return fit_segment(head, reasons[0] if reasons else "")

@@ -24,6 +24,7 @@ LISTENER_MODULES = (
     "fieldline.server.notices.services",
     "fieldline.server.service_levels.services",
     "fieldline.server.dispatch.services",  # auto-dispatch on creation
+    "fieldline.server.verification.services",  # a check of the trace on completion
 )
 _SESSION_KEY = "fieldline_task_events"
 

@@ -76,6 +76,9 @@ class Task(Base):
     # priority's service level: a change of priority keeps it.
     appointment: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default="false")
     arrived_at: Mapped[datetime | None] = mapped_column(_TS)
+    # The first fix of the crew within reach of the site, found by the verification of its
+    # trace; KPIs prefer it to the crew's own report (`arrived_at`).
+    trace_arrived_at: Mapped[datetime | None] = mapped_column(_TS)
     completed_at: Mapped[datetime | None] = mapped_column(_TS)
     transfer_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default="0")
     reopen_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default="0")

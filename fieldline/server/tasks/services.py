@@ -20,7 +20,7 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, shape
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from fieldline.gis.errors import Conflict, InvalidField, NotFound
 from fieldline.gis.layers import LAYERS, Layer
@@ -54,6 +54,7 @@ from fieldline.server.tasks.states import (
     ACTIONS,
     ACTIVE_STATES,
     OPEN_STATES,
+    OVERRIDE_ACTIONS,
     IllegalTransition,
     crew_progress,
     next_state,
@@ -482,6 +483,19 @@ def _reject(task: Task, crew: Crew | None, at: datetime, settings: Settings) -> 
     _offer(task, at, settings)
 
 
+def _approve(task: Task, crew: Crew | None, at: datetime, settings: Settings) -> None:
+    """The work the check sent back passes after all: it was done when the crew completed
+    it, the end of the checked window, not now."""
+    session = object_session(task)
+    assert session is not None
+    task.completed_at = session.scalar(
+        sa.select(sa.func.max(TaskTransition.at)).where(
+            TaskTransition.task_id == task.id, TaskTransition.action == "complete"
+        )
+    )
+    task.offer_expires_at = None
+
+
 def _cancel(task: Task, crew: Crew | None, at: datetime, settings: Settings) -> None:
     task.offer_expires_at = None
 
@@ -501,6 +515,7 @@ _EFFECTS: dict[str, Callable[[Task, Crew | None, datetime, Settings], None]] = {
     "complete": _complete,
     "verify": _nothing,
     "reject": _reject,
+    "approve": _approve,
     "cancel": _cancel,
 }
 assert set(_EFFECTS) == set(ACTIONS), "every action needs its effect"
@@ -609,6 +624,11 @@ def transition_request(data: Any, now: datetime, action: str | None = None) -> T
     known = TRANSITION_FIELDS if action is None else TRANSITION_FIELDS[1:]
     fields = known_fields({} if data is None else data, known)
     action = choice(action or fields.get("action"), "action", ACTIONS)
+    if action in OVERRIDE_ACTIONS:
+        raise InvalidField(
+            "action",
+            f"{action} overrides a failed check: POST /api/v1/tasks/{{id}}/verification/override",
+        )
     crew = optional_text(fields.get("crew"), "crew", 100)
     note = optional_text(fields.get("note"), "note", MAX_TEXT)
     at = now if fields.get("at") is None else moment(fields["at"], "at")

@@ -5,7 +5,11 @@
 - `decline` (the crew refuses the offer, or the offer times out) sends an assigned task back to
   created, without a crew, to be offered again;
 - `reject` (the work did not pass verification or a dispatcher's review) sends a completed task
-  back to assigned, to the same crew, and counts as a reopen;
+  back to assigned, to the same crew, and counts as a reopen; a verified one too, when a
+  dispatcher overrides a passed check;
+- `approve` is a dispatcher's override of a failed check: the task the check sent back is
+  verified after all. Only the verification's override takes it (it checks that the latest
+  check failed and reopened the task), so it is not among a state's `allowed_actions`;
 - `transfer` hands a task that is with a crew to another crew: it is assigned again;
 - `cancel` ends any task not yet completed.
 
@@ -32,6 +36,7 @@ STATES = (
 OPEN_STATES = ("created", "assigned", "accepted", "en_route", "on_site")
 # A crew is busy with a task from the moment it is offered until the work is done.
 ACTIVE_STATES = ("assigned", "accepted", "en_route", "on_site")
+# Where the work ends; a verified task leaves only by a dispatcher's override (`reject`).
 FINAL_STATES = ("verified", "cancelled")
 
 
@@ -52,12 +57,15 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("arrive", ("accepted", "en_route"), "on_site"),
         Transition("complete", ("on_site",), "completed"),
         Transition("verify", ("completed",), "verified"),
-        Transition("reject", ("completed",), "assigned"),
+        Transition("reject", ("completed", "verified"), "assigned"),
+        Transition("approve", ("assigned", "accepted", "en_route", "on_site"), "verified"),
         Transition("transfer", ACTIVE_STATES, "assigned"),
         Transition("cancel", OPEN_STATES, "cancelled"),
     )
 }
 ACTIONS = tuple(TRANSITIONS)
+# Actions only the verification's override takes (see the module's docstring).
+OVERRIDE_ACTIONS = ("approve",)
 
 # What a crew's handheld may report, and the action that reaches each state.
 CREW_STATUSES = {
@@ -80,8 +88,13 @@ class IllegalTransition(Exception):
         )
 
 
-def allowed_actions(state: str) -> tuple[str, ...]:
-    return tuple(t.action for t in TRANSITIONS.values() if state in t.sources)
+def allowed_actions(state: str, *, overrides: bool = False) -> tuple[str, ...]:
+    """The actions legal from `state`; OVERRIDE_ACTIONS only with `overrides`."""
+    return tuple(
+        t.action
+        for t in TRANSITIONS.values()
+        if state in t.sources and (overrides or t.action not in OVERRIDE_ACTIONS)
+    )
 
 
 def next_state(state: str, action: str) -> str:

@@ -31,6 +31,8 @@ def test_the_happy_path() -> None:
     [
         ("assigned", "decline", "created"),
         ("completed", "reject", "assigned"),
+        ("verified", "reject", "assigned"),
+        ("accepted", "approve", "verified"),
         ("on_site", "transfer", "assigned"),
         ("accepted", "arrive", "on_site"),
         ("en_route", "cancel", "cancelled"),
@@ -55,20 +57,22 @@ def test_unknown_action() -> None:
 @given(st.lists(st.sampled_from(ACTIONS), max_size=30))
 def test_any_sequence_stays_within_the_machine(actions: list[str]) -> None:
     """Applying any actions, legal ones move to a known state, illegal ones change nothing;
-    nothing leaves a final state and nothing reaches `verified` without `completed` first."""
+    nothing leaves a final state but by a dispatcher's override (`reject` of verified work),
+    and nothing reaches `verified` without `completed` first or the override of a check
+    (`approve`)."""
     state, seen = "created", ["created"]
     for action in actions:
         try:
             new = next_state(state, action)
         except IllegalTransition as exc:
             assert exc.state == state
-            assert action not in allowed_actions(state)
+            assert action not in allowed_actions(state, overrides=True)
             continue
-        assert state not in FINAL_STATES
+        assert state not in FINAL_STATES or (state, action) == ("verified", "reject")
         assert new in STATES
-        assert action in allowed_actions(state)
+        assert action in allowed_actions(state, overrides=True)
         if new == "verified":
-            assert state == "completed"
+            assert state == "completed" or action == "approve"
         if new == "completed":
             assert state == "on_site"
         state = new
@@ -91,6 +95,15 @@ def test_crew_progress_only_uses_legal_steps(state: str, status: str) -> None:
         # Already there or past it: a late or repeated report.
         order = ("assigned", "accepted", "en_route", "on_site", "completed", "verified")
         assert order.index(state) >= order.index(status)
+
+
+def test_approve_is_left_to_the_override_of_a_check() -> None:
+    for state in ("assigned", "accepted", "en_route", "on_site"):
+        assert next_state(state, "approve") == "verified"
+        assert "approve" not in allowed_actions(state)
+        assert "approve" in allowed_actions(state, overrides=True)
+    with pytest.raises(IllegalTransition):
+        next_state("completed", "approve")
 
 
 def test_crew_progress_fills_in_what_a_report_implies() -> None:
