@@ -30,6 +30,7 @@ DEMO_CREWS = 6
 DEMO_METERS = 20
 MODES = {"drive": "vehicle", "walk": "foot"}
 AUTO_DISPATCH = "FIELDLINE_AUTO_DISPATCH_PRIORITIES"
+MIN_DWELL = "FIELDLINE_VERIFICATION_MIN_DWELL_S"
 
 
 def prepare(settings: Settings, fixtures: Path) -> list[str]:
@@ -95,15 +96,24 @@ def on_shift_all_day(session: Session, crew_id: str, now: datetime) -> None:
             add_shift(session, crew_id, day, day + timedelta(days=1))
 
 
-def demo_settings(settings: Settings) -> Settings:
-    """Every priority dispatched automatically, unless the environment says otherwise; set in
-    the environment too, for the processes the demo starts."""
-    if AUTO_DISPATCH in os.environ:
+def demo_settings(settings: Settings, speed: float = 1.0) -> Settings:
+    """Every priority dispatched automatically, and with crews working `speed` times faster
+    the least times on site of the proof-of-work check shortened to match, unless the
+    environment says otherwise; set in the environment too, for the processes the demo
+    starts."""
+    updates: dict[str, str] = {}
+    if AUTO_DISPATCH not in os.environ:
+        updates[AUTO_DISPATCH] = ",".join(PRIORITIES)
+    if speed != 1.0 and MIN_DWELL not in os.environ:
+        dwell = settings.verification_min_dwell.items()
+        updates[MIN_DWELL] = ",".join(f"{name}={int(s / speed)}" for name, s in dwell)
+    if not updates:
         return settings
-    every = ",".join(PRIORITIES)
-    os.environ[AUTO_DISPATCH] = every
+    os.environ.update(updates)
     get_settings.cache_clear()
-    return settings.model_copy(update={"auto_dispatch_priorities": every})
+    return settings.model_copy(
+        update={name.removeprefix("FIELDLINE_").lower(): value for name, value in updates.items()}
+    )
 
 
 def helpers(
@@ -170,7 +180,7 @@ def run(
     not); `jobs_per_hour`: the call centre's rate before that factor (0: no calls)."""
     from fieldline.server.wsgi import serve
 
-    settings = demo_settings(settings or get_settings())
+    settings = demo_settings(settings or get_settings(), speed)
     crews = prepare(settings, fixtures)
     with background(helpers(settings, crews, speed, jobs_per_hour)):
         announce(settings, crews)

@@ -44,6 +44,19 @@ def test_every_priority_is_dispatched_unless_the_environment_says(
     assert demo.demo_settings(load_settings()).auto_dispatch_priority_names == ("P1",)
 
 
+def test_faster_crews_need_shorter_times_on_site_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(demo.MIN_DWELL, "x")  # undone after the test, as above
+    monkeypatch.delenv(demo.MIN_DWELL)
+    usual = load_settings().verification_min_dwell
+    chosen = demo.demo_settings(load_settings(), speed=10).verification_min_dwell
+    assert chosen == {name: seconds // 10 for name, seconds in usual.items()}
+    assert load_settings().verification_min_dwell == chosen  # children
+    monkeypatch.setenv(demo.MIN_DWELL, ",".join(f"{n}=5" for n in usual))
+    assert set(demo.demo_settings(load_settings(), speed=10).verification_min_dwell.values()) == {5}
+
+
 def test_the_demo_runs_a_gateway_the_scheduler_and_the_simulation_with_jobs() -> None:
     settings: Settings = load_settings(host="0.0.0.0", port=18080)
     commands = demo.helpers(settings, ["C-000001", "C-000002"], speed=30, jobs_per_hour=12)
