@@ -125,6 +125,8 @@ def tasks_json(
             "promised_completion_at": _time(task.promised_completion_at),
             "appointment": task.appointment,
             "arrived_at": _time(task.arrived_at),
+            # The first fix within reach of the site, once the crew's trace has been checked.
+            "trace_arrived_at": _time(task.trace_arrived_at),
             "completed_at": _time(task.completed_at),
             "transfer_count": task.transfer_count,
             "reopen_count": task.reopen_count,

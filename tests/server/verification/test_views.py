@@ -201,3 +201,20 @@ def test_who_may_read_and_override(
     assert client.get(f"{path}/report").status_code == (200 if reads else 403)
     override = client.post(f"{path}/override", json={"result": "pass", "reason": "seen it"})
     assert override.status_code == (200 if writes else 403)
+
+
+def test_the_task_shows_the_arrival_found_in_the_trace(
+    api: FlaskClient, session: Session, crew: Crew, settings: Settings
+) -> None:
+    task = good_repair(session, crew)
+    path = f"/api/v1/tasks/{task.public_id}"
+    assert api.get(path).get_json()["trace_arrived_at"] is None  # not checked yet
+    run = services.latest_run(session, task)
+    assert run is not None
+    events.take(session)
+    services.run_due(session, run.due_at, settings)
+    session.flush()
+    shown = api.get(path).get_json()
+    assert shown["state"] == "verified"
+    assert shown["trace_arrived_at"] == task.trace_arrived_at.isoformat()
+    assert T0 < task.trace_arrived_at < T0 + timedelta(minutes=2)
