@@ -35,16 +35,15 @@ def parse_object(payload: bytes) -> dict[str, Any]:
 
 def number(obj: dict[str, Any], name: str, *, required: bool = False) -> float | None:
     value = obj.get(name)
-    kind = type(value)
-    if kind is float:  # the common case first: this runs for every field of every fix
+    if type(value) is float:  # the common case first: this runs for every field of every fix
         if not math.isfinite(value):
             raise DecodeError("bad_field", f"{name} is not finite")
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         if required:
             raise DecodeError("missing_field", name)
         return None
-    if kind is not int:  # bool is a subclass of int, not int itself
+    if type(value) is not int:  # bool is a subclass of int, not int itself
         raise DecodeError("bad_field", f"{name} is not a number")
     result = float(value)  # a huge int overflows to inf
     if not math.isfinite(result):
