@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 FIELDLINE := $(VENV)/bin/fieldline
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint fmt install services clean
+.PHONY: demo test bench lint fmt install services clean web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ test: services
 
 bench: services
 	$(PY) bench/run_all.py
+
+# The map's script and styles: web/src bundled with MapLibre GL JS into
+# fieldline/server/map/static/ (committed, so nothing else needs Node.js).
+web:
+	cd web && npm ci && npm run build
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -29,6 +29,10 @@ DEBIAN_PACKAGES = (
     "mosquitto",
     "mosquitto-clients",
     "gdal-bin",  # ogrinfo/ogr2ogr: how GIS users read Fieldline, and how tests check it
+    # The browser tests of the map drive Debian's Chromium headless (Playwright never downloads
+    # one); without recommended packages it comes with no font, so one is named.
+    "chromium",
+    "fonts-dejavu-core",
 )
 EXTENSIONS = ("postgis", "pgrouting")
 MOSQUITTO_CONF = Path("/etc/mosquitto/mosquitto.conf")

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # Redis keys and channels start with this prefix (`fieldline:crews:geo`, `fieldline:live`).
     redis_prefix: str = "fieldline"
 
+    # The dispatcher's map (server/map/): an XYZ raster tile URL drawn under the network
+    # (`https://tiles.example.org/{z}/{x}/{y}.png`) and the credit its provider asks for.
+    # Empty: no base map, the roads table is the only context (nothing is fetched elsewhere).
+    map_base_tiles_url: str = ""
+    map_base_tiles_attribution: str = ""
+
     # Device gateway (`fieldline gateway`).
     # Empty: fieldline-gw-<hostname>. A second worker on the same host needs its own id. The id
     # must stay the same across restarts: the broker keeps queueing a worker's share of the
@@ -211,6 +217,19 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown priority {unknown[0]!r}; known: " + ", ".join(PRIORITIES))
         return ",".join(dict.fromkeys(names))
+
+    @field_validator("map_base_tiles_url")
+    @classmethod
+    def _map_base_tiles_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        missing = [part for part in ("{z}", "{x}", "{y}") if part not in value]
+        if missing:
+            raise ValueError("must hold {z}, {x} and {y}; missing " + ", ".join(missing))
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -15,7 +15,8 @@ FORBIDDEN = {
     "device_gateway": ("fieldline.server.views", "flask"),
     "server": ("fieldline.device_gateway",),
 }
-PUBLIC_ENDPOINTS = {"static", "home.index", "health.healthz", "health.readyz"}
+# `home.index` serves the map page to browsers through `map.page`, which checks for itself.
+PUBLIC_ENDPOINTS = {"static", "map.static", "home.index", "health.healthz", "health.readyz"}
 
 
 def imported_modules(path: Path) -> set[str]:

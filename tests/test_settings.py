@@ -31,6 +31,8 @@ def test_defaults_point_at_the_local_servers(monkeypatch: pytest.MonkeyPatch) ->
         ("FIELDLINE_LOCAL_CRS", "EPSG:0"),
         ("FIELDLINE_ANONYMOUS_ROLE", "king"),
         ("FIELDLINE_PAGE_SIZE", "0"),
+        ("FIELDLINE_MAP_BASE_TILES_URL", "ftp://tiles.example.org/{z}/{x}/{y}.png"),
+        ("FIELDLINE_MAP_BASE_TILES_URL", "https://tiles.example.org/{z}/{x}.png"),
     ],
 )
 def test_bad_values_name_the_variable(

@@ -39,6 +39,7 @@ def create_app(
     from fieldline.server.imports.views import blueprint as imports
     from fieldline.server.kpis.views import blueprint as kpis
     from fieldline.server.live.views import blueprint as live
+    from fieldline.server.map.views import blueprint as web_map
     from fieldline.server.notices.views import blueprint as notices
     from fieldline.server.ogc.views import blueprint as ogc
     from fieldline.server.service_levels.views import blueprint as warnings
@@ -48,6 +49,7 @@ def create_app(
 
     app.register_blueprint(home)
     app.register_blueprint(health)
+    app.register_blueprint(web_map)
     app.register_blueprint(assets, url_prefix="/api/v1/assets")
     app.register_blueprint(imports, url_prefix="/api/v1/imports")
     app.register_blueprint(exports, url_prefix="/api/v1/exports")

@@ -1,0 +1,117 @@
+"""Browser tests: the real server on a free port, over a database of its own holding the
+fixture city (committed, since the server reads through its own connections), and Debian's
+Chromium driven headless by Playwright. Every test leaves a screenshot under
+`test-artifacts/browser/`, passed or failed."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from werkzeug.serving import make_server
+
+from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
+from fieldline.gis.importer import find_sources, import_path
+from fieldline.local_services import database_name
+from fieldline.server import create_app
+from fieldline.settings import Settings, load_settings
+from tests.conftest import CITY, ROOT, recreate_database
+
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# Debian's package; `fieldline services up` installs it. Playwright never downloads a browser.
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def sibling_database(url: str, suffix: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{database_name(url)}{suffix}").geturl()
+
+
+@pytest.fixture(scope="session")
+def browser_settings(settings: Settings) -> Settings:
+    url = sibling_database(settings.database_url, "_browser")
+    recreate_database(url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            import_path(session, find_sources(CITY))
+    finally:
+        engine.dispose()
+    # Live events of other runs on the same Redis stay out of this server's stream.
+    return load_settings(
+        database_url=url,
+        redis_url=settings.redis_url,
+        mqtt_url=settings.mqtt_url,
+        redis_prefix=f"fieldline-{database_name(url)}",
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url(browser_settings: Settings) -> Iterator[str]:
+    """The app behind werkzeug's threaded server in this process, on a free port."""
+    app = create_app(browser_settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="map-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    app.extensions["fieldline"].bind.dispose()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = shutil.which("chromium") or CHROMIUM
+    if not Path(executable).exists():
+        pytest.fail("Debian's chromium is not installed: run `fieldline services up` as root")
+    browser = playwright.chromium.launch(executable_path=executable, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def viewport() -> dict[str, int]:
+    return VIEWPORT
+
+
+@pytest.fixture
+def page(
+    browser: Browser,
+    request: pytest.FixtureRequest,
+    console_errors: list[str],
+    viewport: dict[str, int],
+) -> Iterator[Page]:
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    page = context.new_page()
+
+    def keep(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            console_errors.append(message.text)
+
+    page.on("console", keep)
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    context.close()
