@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from werkzeug.serving import make_server
 
@@ -45,13 +46,22 @@ def browser_settings(settings: Settings) -> Settings:
     finally:
         engine.dispose()
     # Live events of other runs on the same Redis stay out of this server's stream.
-    return load_settings(
+    found = load_settings(
         database_url=url,
         redis_url=settings.redis_url,
         mqtt_url=settings.mqtt_url,
         redis_prefix=f"fieldline-{database_name(url)}",
         log_level="WARNING",
     )
+    # The database is new: so are its crews' latest fixes (crew ids start again from 1).
+    client = redis.Redis.from_url(found.redis_url)
+    try:
+        keys = list(client.scan_iter(f"{found.redis_prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,27 @@ export class ApiError extends Error {
 }
 
 /** GET a JSON document; throws ApiError with the server's `detail` and `field`. */
-export async function getJson(url, { timeoutMs = 10000, signal = undefined } = {}) {
+export function getJson(url, { timeoutMs = 10000, signal = undefined } = {}) {
+  return requestJson(url, { timeoutMs, signal });
+}
+
+/** POST (a JSON body, or none) and read the JSON answer; errors as for getJson. */
+export function postJson(url, body = undefined, { timeoutMs = 10000 } = {}) {
+  return requestJson(url, { timeoutMs, method: 'POST', body });
+}
+
+async function requestJson(url, { timeoutMs, signal = undefined, method = 'GET', body: sent = undefined }) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   signal?.addEventListener('abort', () => controller.abort());
+  const headers = { Accept: 'application/json' };
+  if (sent !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
     response = await fetch(url, {
-      headers: { Accept: 'application/json' },
+      method,
+      headers,
+      body: sent === undefined ? undefined : JSON.stringify(sent),
       signal: controller.signal,
     });
   } catch {

@@ -7,7 +7,7 @@
  * @typedef {{api_prefix: string, live_url: string, ready_url: string,
  *   extent: [number, number, number, number] | null, max_zoom: number,
  *   source_max_zoom: number, base_tiles: {url: string, attribution: string} | null,
- *   layers: LayerConfig[]}} MapConfig
+ *   crew_stale_after_s: number, layers: LayerConfig[]}} MapConfig
  */
 
 /** @returns {MapConfig} */

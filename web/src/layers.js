@@ -3,6 +3,9 @@
 // Colours are the Okabe–Ito palette, which people with the common colour-vision
 // deficiencies can tell apart.
 
+import { CREW_LAYERS } from './crews.js';
+import { TASK_LAYERS } from './tasks.js';
+
 export const UNKNOWN = '#8c8c8c';
 
 /** [value, label, colour] */
@@ -34,6 +37,8 @@ const ROAD_MAJOR = '#c4bbab';
 
 /** Short names for the legend; the server's titles are the tooltips. */
 export const LABELS = {
+  crews: 'Crews',
+  tasks: 'Open tasks',
   stations: 'Stations',
   hydrants: 'Hydrants',
   valves: 'Valves',
@@ -123,9 +128,12 @@ const PAINT = {
   },
 };
 
-/** The ids of the style layers that draw a tile layer (one each today). */
+// The live layers (GeoJSON sources filled by the page) draw with several style layers.
+const LIVE_STYLE_LAYERS = { crews: CREW_LAYERS, tasks: TASK_LAYERS };
+
+/** The ids of the style layers that draw a layer (one each for the tile layers). */
 export function styleLayerIds(name) {
-  return [name];
+  return LIVE_STYLE_LAYERS[name] ?? [name];
 }
 
 /** The style layers for a tile layer of the page's configuration. */
@@ -178,6 +186,6 @@ export function legendFor(layer) {
     case 'roads':
       return { keys: [{ label: 'Road (context)', colour: ROAD_MAJOR, shape: 'line' }], notes };
     default:
-      return { keys: [], notes };
+      return layer.legend ?? { keys: [], notes }; // the live layers bring their own
   }
 }

@@ -4,10 +4,13 @@ import './map.css';
 
 import { watchServer } from './api.js';
 import { readConfig } from './config.js';
+import { createCrewsLayer, crewLegend } from './crews.js';
 import { buildLegend, setLayerVisible } from './legend.js';
 import { connectLive } from './live.js';
 import { createMap } from './map.js';
 import { createStatusBar } from './status.js';
+import { createTasksLayer, flyToTask, taskLegend } from './tasks.js';
+import { createWarningsPanel } from './warnings.js';
 
 /** Room around the network on opening, so the legend beside it hides none of it. */
 function openingPadding(panel, margin = 32) {
@@ -25,18 +28,57 @@ const map = createMap('map', config, {
   onTileError: () => server.check(),
   padding: openingPadding(legend),
 });
-buildLegend(legend, map, config.layers);
+// The live layers, drawn over the tile layers: their legend entries come first.
+const liveLayers = [
+  { name: 'tasks', title: 'Open tasks by priority and state', min_zoom: 0, legend: taskLegend() },
+  { name: 'crews', title: 'Crews at their latest position, by status', min_zoom: 0, legend: crewLegend(config) },
+];
+buildLegend(legend, map, [...config.layers, ...liveLayers]);
 
 status.setZoom(map.getZoom());
 map.on('zoom', () => status.setZoom(map.getZoom()));
 
-const live = connectLive(config.live_url, { onState: (state) => status.setLive(state) });
+let crews = null;
+let tasks = null;
+const failed = () => server.check(); // the status bar then says what is wrong
+const warnings = createWarningsPanel(document.getElementById('warnings'), config, {
+  locate: (taskId) => flyToTask(map, config, tasks, taskId).catch(failed),
+  onError: failed,
+});
+// Everything is read again whenever the stream (re)opens: events missed meanwhile are caught up.
+const catchUp = () => {
+  crews?.load();
+  tasks?.load();
+  warnings.load();
+};
+map.once('load', () => {
+  crews = createCrewsLayer(map, config, { onError: failed });
+  tasks = createTasksLayer(map, config, { onError: failed });
+  for (const { name } of liveLayers) {
+    setLayerVisible(map, name, document.getElementById(`fl-toggle-${name}`)?.checked ?? true);
+  }
+  catchUp();
+});
+const live = connectLive(config.live_url, {
+  onState: (state) => {
+    status.setLive(state);
+    if (state === 'open') catchUp();
+  },
+  onEvent: (event) => {
+    crews?.onEvent(event);
+    tasks?.onEvent(event);
+    warnings.onEvent(event);
+  },
+});
 
 // A small handle for tests and the browser console.
 window.fieldlineMap = {
   map,
   config,
   live,
+  get crews() { return crews; },
+  get tasks() { return tasks; },
+  warnings,
   setLayerVisible: (name, visible) => setLayerVisible(map, name, visible),
   loaded: new Promise((resolve) => map.once('load', resolve)),
 };

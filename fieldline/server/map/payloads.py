@@ -54,5 +54,7 @@ def page_config(
         "max_zoom": MAX_ZOOM,
         "source_max_zoom": SOURCE_MAX_ZOOM,
         "base_tiles": base,
+        # A crew whose latest fix is older is drawn as without signal (the API's `no_signal`).
+        "crew_stale_after_s": settings.crew_stale_after_s,
         "layers": [_layer_json(layer, tiles_url(layer.name)) for layer in TILE_LAYERS.values()],
     }

@@ -68,6 +68,7 @@ def test_browsers_get_the_map_page(client: FlaskClient, fixture_features: Any, p
     assert config["extent"] == pytest.approx(expected, abs=1e-9)
     assert config["base_tiles"] is None
     assert config["live_url"] == "/api/v1/live"
+    assert config["crew_stale_after_s"] == load_settings().crew_stale_after_s
     names = [layer["name"] for layer in config["layers"]]
     assert names == ["roads", "pipes", "meters", "valves", "hydrants", "stations"]
     for layer in config["layers"]:

@@ -1,0 +1,264 @@
+"""The map's live layers in a real browser: a fix published over MQTT goes through a real
+`fieldline gateway` process and the web server's live stream and moves the crew's marker; a
+task created through the API appears with its priority; an overdue task's warning is listed
+and acknowledging it takes it off the list."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import Page, expect
+
+from fieldline.gis.db import make_engine, make_sessionmaker
+from fieldline.server.crews.services import add_shift, bind_device, create_crew
+from fieldline.server.live.services import Live
+from fieldline.server.service_levels import services as service_levels
+from fieldline.server.tasks.services import create_task
+from fieldline.settings import Settings
+
+pytestmark = pytest.mark.timeout(90)
+
+WAIT_MS = 20_000
+LOADED = (
+    "() => !!window.fieldlineMap && !!window.fieldlineMap.crews && window.fieldlineMap.map.loaded()"
+)
+CREW = "(id) => window.fieldlineMap.crews.get(id) ?? null"
+TASK = "(id) => window.fieldlineMap.tasks.get(id) ?? null"
+RENDERED = """([layer, id]) => window.fieldlineMap.map.queryRenderedFeatures({layers: [layer]})
+  .some((feature) => feature.properties.id === id)"""
+
+
+@pytest.fixture(scope="module")
+def browser_engine(browser_settings: Settings) -> Iterator[sa.Engine]:
+    engine = make_engine(browser_settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def network_middle(browser_engine: sa.Engine) -> tuple[float, float]:
+    with browser_engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM pipes) e"
+            )
+        ).one()
+    return float(row[0]), float(row[1])
+
+
+@pytest.fixture(scope="module")
+def crew_id(browser_engine: sa.Engine, network_middle: tuple[float, float]) -> str:
+    """A crew on shift with a bound handheld, its depot a little south-west of the middle."""
+    lon, lat = network_middle
+    now = datetime.now(UTC)
+    with make_sessionmaker(browser_engine)() as session:
+        crew = create_crew(
+            session, f"Map crew {uuid.uuid4().hex[:6]}", depot=[lon - 0.004, lat - 0.003]
+        )
+        bind_device(session, crew.public_id, "own", f"handheld-{uuid.uuid4().hex[:6]}")
+        add_shift(
+            session,
+            crew.public_id,
+            (now - timedelta(hours=1)).isoformat(),
+            (now + timedelta(hours=8)).isoformat(),
+        )
+        session.commit()
+        return crew.public_id
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    browser_settings: Settings, crew_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """`fieldline gateway` against the browser database, publishing on the web server's Redis
+    prefix, with a share group and client id of its own (other gateways may run)."""
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        "FIELDLINE_DATABASE_URL": browser_settings.database_url,
+        "FIELDLINE_REDIS_URL": browser_settings.redis_url,
+        "FIELDLINE_MQTT_URL": browser_settings.mqtt_url,
+        "FIELDLINE_REDIS_PREFIX": browser_settings.redis_prefix,
+        "FIELDLINE_GATEWAY_SHARE_GROUP": f"browser_{tag}",
+        "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-browser-{tag}",
+        "FIELDLINE_GATEWAY_METRICS_PORT": "0",
+        "FIELDLINE_GATEWAY_SPARKPLUG": "false",
+    }
+    log = Path(tmp_path_factory.mktemp("gateway")) / "gateway.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fieldline.cli", "gateway"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "connected (session present" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the gateway did not connect:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        print(log.read_text(errors="replace"))  # shown when a test fails
+
+
+def publish_fix(settings: Settings, crew: str, lon: float, lat: float) -> None:
+    host_port = settings.mqtt_url.split("://", 1)[1].rstrip("/")
+    host, _, port = host_port.partition(":")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"map-test-{uuid.uuid4().hex[:8]}")
+    client.connect(host, int(port or 1883))
+    client.loop_start()
+    try:
+        payload = {"ts": datetime.now(UTC).isoformat(), "lat": lat, "lon": lon, "acc_m": 5}
+        info = client.publish(f"fieldline/crews/{crew}/position", json.dumps(payload), qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def open_live_map(page: Page, server_url: str) -> None:
+    page.goto(server_url + "/map")
+    page.wait_for_function(LOADED, timeout=WAIT_MS)
+    expect(page.locator('[data-status="live"]')).to_have_attribute("data-state", "open")
+
+
+def test_a_fix_over_mqtt_moves_the_crew_marker(
+    page: Page,
+    server_url: str,
+    browser_settings: Settings,
+    gateway: None,
+    crew_id: str,
+    network_middle: tuple[float, float],
+    console_errors: list[str],
+) -> None:
+    open_live_map(page, server_url)
+    # Before any fix the crew stands at its depot, without a signal.
+    before: dict[str, Any] = page.wait_for_function(CREW, arg=crew_id, timeout=WAIT_MS).json_value()
+    assert before["status"] == "no_signal"
+    lon, lat = network_middle
+    assert (before["lon"], before["lat"]) != pytest.approx((lon, lat), abs=1e-6)
+
+    publish_fix(browser_settings, crew_id, lon, lat)
+    page.wait_for_function(
+        f"""(id) => {{
+          const crew = window.fieldlineMap.crews.get(id);
+          return !!crew && Math.abs(crew.lon - {lon}) < 1e-6 && Math.abs(crew.lat - {lat}) < 1e-6;
+        }}""",
+        arg=crew_id,
+        timeout=WAIT_MS,
+    )
+    # A fresh fix on shift: the server now says available, and the dot is drawn there.
+    page.wait_for_function(
+        "(id) => window.fieldlineMap.crews.get(id)?.status === 'available'",
+        arg=crew_id,
+        timeout=WAIT_MS,
+    )
+    moved = page.evaluate(CREW, crew_id)
+    assert moved["stale"] is False
+    page.evaluate(f"window.fieldlineMap.map.jumpTo({{center: [{lon}, {lat}], zoom: 15}})")
+    page.wait_for_function(RENDERED, arg=["crews", crew_id], timeout=WAIT_MS)
+    expect(page.locator(".fl-crew-label", has_text=crew_id)).to_be_visible()
+    assert console_errors == []
+
+
+def test_a_task_created_through_the_api_appears_by_priority(
+    page: Page, server_url: str, network_middle: tuple[float, float]
+) -> None:
+    open_live_map(page, server_url)
+    lon, lat = network_middle
+    response = page.request.post(
+        server_url + "/api/v1/tasks",
+        data={
+            "kind": "repair",
+            "priority": "P2",
+            "source": "plan",
+            "title": "Leak at the map test",
+            "site": {"lon": lon + 0.001, "lat": lat + 0.001},
+        },
+    )
+    assert response.status == 201, response.text()
+    task_id = response.json()["id"]
+    # Only the live `task` event tells the page: no reload.
+    drawn = page.wait_for_function(TASK, arg=task_id, timeout=WAIT_MS).json_value()
+    assert drawn["priority"] == "P2"
+    assert drawn["state"] == "created"
+    assert (drawn["lon"], drawn["lat"]) == pytest.approx((lon + 0.001, lat + 0.001), abs=1e-7)
+    page.wait_for_function(RENDERED, arg=["tasks", task_id], timeout=WAIT_MS)
+    expect(page.get_by_label("Open tasks", exact=True)).to_be_checked()
+
+
+def test_an_overdue_warning_is_listed_and_acknowledged(
+    page: Page,
+    server_url: str,
+    browser_settings: Settings,
+    browser_engine: sa.Engine,
+    network_middle: tuple[float, float],
+) -> None:
+    open_live_map(page, server_url)
+    lon, lat = network_middle
+    now = datetime.now(UTC)
+    # A P3 repair taken a day and a half ago and never reached: its arrival (24 h) is overdue.
+    with make_sessionmaker(browser_engine)() as session:
+        task = create_task(
+            session,
+            {
+                "kind": "repair",
+                "priority": "P3",
+                "source": "plan",
+                "site": {"lon": lon, "lat": lat + 0.002},
+            },
+            "map-test",
+            now - timedelta(hours=36),
+            browser_settings,
+        )
+        session.commit()
+        task_id = task.public_id
+        raised = service_levels.evaluate(session, now, browser_settings)
+        session.commit()
+        live = Live.from_url(browser_settings.redis_url, browser_settings.redis_prefix)
+        try:
+            service_levels.announce(session, live, None, now)
+        finally:
+            live.client.close()
+        session.commit()
+    assert any(w.level == "overdue" and w.timer == "arrival" for w in raised)
+
+    item = page.locator(f'.fl-warning[data-task="{task_id}"][data-level="overdue"]').first
+    expect(item).to_be_visible(timeout=WAIT_MS)
+    expect(item).to_contain_text("Overdue: arrival")
+    badge = page.locator("#warnings .fl-badge")
+    assert int(badge.inner_text()) >= 1
+
+    # The task's id flies the map there.
+    item.get_by_role("button", name=f"Show task {task_id} on the map").click()
+    page.wait_for_function("() => window.fieldlineMap.map.getZoom() >= 16", timeout=WAIT_MS)
+
+    count = page.locator(f'.fl-warning[data-task="{task_id}"]').count()
+    for _ in range(count):
+        page.locator(f'.fl-warning[data-task="{task_id}"] .fl-ack').first.click()
+    expect(page.locator(f'.fl-warning[data-task="{task_id}"]')).to_have_count(0)
+    active = page.request.get(server_url + "/api/v1/warnings?active=true").json()["warnings"]
+    assert task_id not in {warning["task_id"] for warning in active}
