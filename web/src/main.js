@@ -2,14 +2,18 @@
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './map.css';
 
+import { createActions } from './actions.js';
 import { watchServer } from './api.js';
 import { readConfig } from './config.js';
+import { createCrewPanel } from './crewPanel.js';
 import { createCrewsLayer, crewLegend } from './crews.js';
+import { createKpiPanel } from './kpis.js';
 import { buildLegend, setLayerVisible } from './legend.js';
 import { connectLive } from './live.js';
 import { createMap } from './map.js';
 import { createStatusBar } from './status.js';
 import { createTasksLayer, flyToTask, taskLegend } from './tasks.js';
+import { createChecksPanel, createVerificationOverlay, showVerification } from './verification.js';
 import { createWarningsPanel } from './warnings.js';
 
 /** Room around the network on opening, so the legend beside it hides none of it. */
@@ -42,8 +46,16 @@ let crews = null;
 let tasks = null;
 const failed = () => server.check(); // the status bar then says what is wrong
 const warnings = createWarningsPanel(document.getElementById('warnings'), config, {
-  locate: (taskId) => flyToTask(map, config, tasks, taskId).catch(failed),
+  locate: (taskId) => {
+    flyToTask(map, config, tasks, taskId).catch(failed);
+    actions.openTask(taskId);
+  },
   onError: failed,
+});
+// Clicking a task or an asset opens its panel, with what can be done there.
+const actions = createActions(map, config, {
+  host: document.querySelector('.fl-main'),
+  reloadTasks: () => tasks?.load(),
 });
 // Everything is read again whenever the stream (re)opens: events missed meanwhile are caught up.
 const catchUp = () => {
@@ -58,7 +70,17 @@ map.once('load', () => {
     setLayerVisible(map, name, document.getElementById(`fl-toggle-${name}`)?.checked ?? true);
   }
   catchUp();
+  verification = createVerificationOverlay(map, config, { onError: failed });
+  crewPanel = createCrewPanel(map, config, {
+    locateTask: (taskId) => flyToTask(map, config, tasks, taskId).catch(failed),
+    onError: failed,
+  });
 });
+// The top bar's drawers: recent checks (each drawn on the map by the verification overlay), KPIs.
+let verification = null;
+let crewPanel = null;
+const checks = createChecksPanel(config, { show: showVerification });
+const kpis = createKpiPanel(config);
 const live = connectLive(config.live_url, {
   onState: (state) => {
     status.setLive(state);
@@ -68,6 +90,8 @@ const live = connectLive(config.live_url, {
     crews?.onEvent(event);
     tasks?.onEvent(event);
     warnings.onEvent(event);
+    actions.onEvent(event);
+    checks.onEvent(event);
   },
 });
 
@@ -79,6 +103,11 @@ window.fieldlineMap = {
   get crews() { return crews; },
   get tasks() { return tasks; },
   warnings,
+  actions,
+  get verification() { return verification; },
+  get crewPanel() { return crewPanel; },
+  checks,
+  kpis,
   setLayerVisible: (name, visible) => setLayerVisible(map, name, visible),
   loaded: new Promise((resolve) => map.once('load', resolve)),
 };

@@ -9,6 +9,7 @@ from typing import Any
 
 from fieldline.gis.queries import Bounds
 from fieldline.server.map.services import MAX_ZOOM, SOURCE_MAX_ZOOM, TILE_LAYERS, TileLayer
+from fieldline.server.tasks.services import KIND_RULES, KIND_TITLES
 from fieldline.settings import Settings
 
 
@@ -28,6 +29,19 @@ def _layer_json(tile_layer: TileLayer, tiles_url: str) -> dict[str, Any]:
             "minimum": thinning.minimum,
         },
     }
+
+
+# The roles that make an asset a task's subject; a patrol's checkpoints are only along its way.
+_SUBJECT_ROLES = ("target", "meter", "pipe")
+
+
+def task_kinds(layer_name: str) -> list[dict[str, str]]:
+    """The kinds of task that can be made at one asset of the layer ("create task here")."""
+    return [
+        {"kind": kind, "title": KIND_TITLES[kind]}
+        for kind, rule in KIND_RULES.items()
+        if rule.roles.get(layer_name) in _SUBJECT_ROLES and rule.least <= 1
+    ]
 
 
 def page_config(
@@ -57,4 +71,5 @@ def page_config(
         # A crew whose latest fix is older is drawn as without signal (the API's `no_signal`).
         "crew_stale_after_s": settings.crew_stale_after_s,
         "layers": [_layer_json(layer, tiles_url(layer.name)) for layer in TILE_LAYERS.values()],
+        "task_kinds": {name: task_kinds(name) for name in TILE_LAYERS if task_kinds(name)},
     }

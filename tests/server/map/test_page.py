@@ -74,6 +74,12 @@ def test_browsers_get_the_map_page(client: FlaskClient, fixture_features: Any, p
     for layer in config["layers"]:
         assert layer["tiles"] == f"/tiles/{layer['name']}/{{z}}/{{x}}/{{y}}.mvt"
     assert {layer["name"]: layer["min_zoom"] for layer in config["layers"]}["meters"] == 16
+    # "Create task here" offers the kinds the tasks API takes at one asset of the layer.
+    kinds = {name: [k["kind"] for k in found] for name, found in config["task_kinds"].items()}
+    assert kinds["valves"] == ["repair", "inspection", "valve_operation"]
+    assert kinds["hydrants"] == ["repair", "inspection"]
+    assert "patrol" in kinds["pipes"] and "meter_reading" in kinds["meters"]
+    assert "roads" not in kinds
 
     # The bundled script and styles the page names are served (with a version to bust caches).
     for url in re.findall(r'(?:src|href)="(/map/static/[^"]+)"', html):
