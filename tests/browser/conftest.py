@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+import sqlalchemy as sa
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from werkzeug.serving import make_server
 
@@ -125,3 +126,11 @@ def page(
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_engine(browser_settings: Settings) -> Iterator[sa.Engine]:
+    """An engine on the browser's database, for tests that set up committed data."""
+    engine = make_engine(browser_settings.database_url)
+    yield engine
+    engine.dispose()

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from fieldline.gis.db import make_engine, make_sessionmaker
+from fieldline.gis.db import make_sessionmaker
 from fieldline.server.crews.services import add_shift, create_crew
 from fieldline.server.live.services import Live
 from fieldline.settings import Settings
@@ -32,13 +32,6 @@ SCREEN_POINT = """([lon, lat]) => {
   const box = map.getCanvas().getBoundingClientRect();
   return [box.left + at.x, box.top + at.y];
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser_engine(browser_settings: Settings) -> Iterator[sa.Engine]:
-    engine = make_engine(browser_settings.database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page, expect
 
-from fieldline.gis.db import make_engine, make_sessionmaker
+from fieldline.gis.db import make_sessionmaker
 from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.server.live.services import Live
 from fieldline.server.service_levels import services as service_levels
@@ -39,13 +39,6 @@ CREW = "(id) => window.fieldlineMap.crews.get(id) ?? null"
 TASK = "(id) => window.fieldlineMap.tasks.get(id) ?? null"
 RENDERED = """([layer, id]) => window.fieldlineMap.map.queryRenderedFeatures({layers: [layer]})
   .some((feature) => feature.properties.id === id)"""
-
-
-@pytest.fixture(scope="module")
-def browser_engine(browser_settings: Settings) -> Iterator[sa.Engine]:
-    engine = make_engine(browser_settings.database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
