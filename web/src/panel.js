@@ -78,6 +78,15 @@ export function createSidePanel(host, { onClose } = {}) {
       close();
     }
   });
+  // Escape also closes it when the focus is nowhere in particular (content replaced under
+  // it by a refresh, or back on the map), not when another control has it.
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape' || event.defaultPrevented || panel.hidden) return;
+    const active = document.activeElement;
+    if (active && active !== document.body && active.tagName !== 'CANVAS') return;
+    event.preventDefault();
+    close();
+  });
 
   return {
     element: panel,
