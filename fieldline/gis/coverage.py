@@ -55,23 +55,6 @@ class Visit:
     fixes: int  # fixes within their radius
 
 
-def _to_metres(trace: Trace, geometries: list[BaseGeometry]) -> Any:
-    """All geometries projected in one transform."""
-    array = np.asarray(geometries, dtype=object)
-    coords = shapely.get_coordinates(array)
-    x, y = trace.projection.to_metres(coords[:, 0], coords[:, 1])
-    return shapely.set_coordinates(array.copy(), np.column_stack((x, y)))
-
-
-def _to_lonlat(trace: Trace, geometries: list[Any]) -> list[Any]:
-    if not geometries:
-        return []
-    array = np.asarray(geometries, dtype=object)
-    coords = shapely.get_coordinates(array)
-    lon, lat = trace.projection.to_lonlat(coords[:, 0], coords[:, 1])
-    return list(shapely.set_coordinates(array.copy(), np.column_stack((lon, lat))))
-
-
 def pipe_coverage(
     trace: Trace, pipes: Mapping[str, BaseGeometry], step_m: float = DEFAULT_STEP_M
 ) -> list[PipeCoverage]:
@@ -79,7 +62,8 @@ def pipe_coverage(
     if not pipes:
         return []
     ids = list(pipes)
-    parts, owner = shapely.get_parts(_to_metres(trace, list(pipes.values())), return_index=True)
+    metric = trace.projection.geometry_to_metres(np.asarray(list(pipes.values()), dtype=object))
+    parts, owner = shapely.get_parts(metric, return_index=True)
     line = _Polylines(parts)
     counts = np.maximum(np.ceil(line.lengths / step_m).astype(int) + 1, 2)
     spacing = line.lengths / (counts - 1)
@@ -100,7 +84,7 @@ def pipe_coverage(
     b = np.where(hi_k == counts[part] - 1, line.lengths[part], (hi_k + 0.5) * spacing[part])
     covered_m = np.bincount(owner[part[run_hit]], (b - a)[run_hit], minlength=len(ids))
     length_m = np.bincount(owner, line.lengths, minlength=len(ids))
-    lines = _to_lonlat(trace, line.pieces(part, a, b))
+    lines = trace.projection.geometry_to_lonlat(np.asarray(line.pieces(part, a, b), dtype=object))
 
     hits: list[list[Any]] = [[] for _ in ids]
     misses: list[list[Any]] = [[] for _ in ids]
@@ -192,7 +176,7 @@ def visits(trace: Trace, places: Mapping[str, BaseGeometry]) -> list[Visit]:
     """Arrival, dwell and closest approach at each place, in the order given."""
     if not places:
         return []
-    metric = _to_metres(trace, list(places.values()))
+    metric = trace.projection.geometry_to_metres(np.asarray(list(places.values()), dtype=object))
     is_point = shapely.get_type_id(metric) == 0
     xy = np.zeros((len(metric), 2))
     xy[is_point] = shapely.get_coordinates(metric[is_point])

@@ -120,10 +120,11 @@ class LocalProjection:
         lon, lat = self._inverse.transform(x, y)
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
-    def geometry_to_metres(self, geometry: BaseGeometry) -> Any:
+    # A geometry or an array of them: an array goes through one transform of all coordinates.
+    def geometry_to_metres(self, geometry: BaseGeometry | NDArray[Any]) -> Any:
         return shapely.transform(geometry, lambda xy: np.column_stack(self.to_metres(*xy.T)))
 
-    def geometry_to_lonlat(self, geometry: Any) -> Any:
+    def geometry_to_lonlat(self, geometry: BaseGeometry | NDArray[Any]) -> Any:
         return shapely.transform(geometry, lambda xy: np.column_stack(self.to_lonlat(*xy.T)))
 
 
