@@ -1,5 +1,6 @@
 """Checks of the values a request or a command line gives, shared by every domain's services:
-each failure is an InvalidField naming the field, raised before anything is written."""
+each failure is an InvalidField naming the field, raised before anything is written; and the
+one way a time is written back (`iso`)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,8 @@ def moment(value: Any, field: str) -> datetime:
             raise InvalidField(field, "needs a time zone")
         return value
     return parse_datetime(value, field)
+
+
+def iso(at: datetime | None) -> str | None:
+    """A time as ISO 8601 with its offset, as every answer writes it; None stays None."""
+    return None if at is None else at.isoformat()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from fieldline.gis.errors import NotFound
 from fieldline.gis.routing import travel_to
 from fieldline.server.crews.models import Crew
+from fieldline.server.fields import iso
 from fieldline.server.notices import texts
 from fieldline.server.notices.backends import DeliveryError, Notifier, Outgoing
 from fieldline.server.notices.contacts import contact_of, recipient_for
@@ -325,13 +326,9 @@ def notice_json(notice: Notice, task_public_id: str) -> dict[str, Any]:
         "attempts": notice.attempts,
         "last_error": notice.last_error,
         "created_at": notice.created_at.isoformat(),
-        "next_attempt_at": _iso(notice.next_attempt_at),
-        "sent_at": _iso(notice.sent_at),
+        "next_attempt_at": iso(notice.next_attempt_at),
+        "sent_at": iso(notice.sent_at),
     }
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
 
 
 def list_notices(session: Session, task_public_id: str | None, limit: int) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from fieldline.gis.errors import NotFound
 from fieldline.server.crews.models import Crew
+from fieldline.server.fields import iso
 from fieldline.server.live.services import Live
 from fieldline.server.notices import texts
 from fieldline.server.notices.services import Draft, write_notices
@@ -203,9 +204,9 @@ def warning_json(
         "level": warning.level,
         "due_at": warning.due_at.isoformat(),
         "raised_at": warning.raised_at.isoformat(),
-        "acknowledged_at": _iso(warning.acknowledged_at),
+        "acknowledged_at": iso(warning.acknowledged_at),
         "acknowledged_by": warning.acknowledged_by,
-        "escalated_at": _iso(escalation.escalated_at) if escalation else None,
+        "escalated_at": iso(escalation.escalated_at) if escalation else None,
         "task": {
             "title": task.title,
             "kind": task.kind,
@@ -214,10 +215,6 @@ def warning_json(
             "district": task.district,
         },
     }
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
 
 
 def announce(

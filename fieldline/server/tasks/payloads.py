@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +11,7 @@ from shapely.geometry import mapping
 from sqlalchemy.orm import Session
 
 from fieldline.server.crews.models import Crew
+from fieldline.server.fields import iso
 from fieldline.server.tasks.events import TaskEvent
 from fieldline.server.tasks.models import (
     Task,
@@ -22,10 +22,6 @@ from fieldline.server.tasks.services import asset_positions, history
 from fieldline.server.tasks.states import (
     allowed_actions,
 )
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _point_json(geometry: Any) -> dict[str, float] | None:
@@ -76,7 +72,7 @@ def transition_json(step: TaskTransition, crews: Mapping[int, str]) -> dict[str,
         "actor": step.actor,
         "actor_kind": step.actor_kind,
         "at": step.at.isoformat(),
-        "recorded_at": _time(step.recorded_at),
+        "recorded_at": iso(step.recorded_at),
         "position": _point_json(step.position),
         "note": step.note,
     }
@@ -120,14 +116,14 @@ def tasks_json(
             "district": task.district,
             "crew": None if task.crew_id is None else crews.get(task.crew_id),
             "assets": assets.get(task.id, []),
-            "offer_expires_at": _time(task.offer_expires_at),
-            "promised_arrival_at": _time(task.promised_arrival_at),
-            "promised_completion_at": _time(task.promised_completion_at),
+            "offer_expires_at": iso(task.offer_expires_at),
+            "promised_arrival_at": iso(task.promised_arrival_at),
+            "promised_completion_at": iso(task.promised_completion_at),
             "appointment": task.appointment,
-            "arrived_at": _time(task.arrived_at),
+            "arrived_at": iso(task.arrived_at),
             # The first fix within reach of the site, once the crew's trace has been checked.
-            "trace_arrived_at": _time(task.trace_arrived_at),
-            "completed_at": _time(task.completed_at),
+            "trace_arrived_at": iso(task.trace_arrived_at),
+            "completed_at": iso(task.completed_at),
             "transfer_count": task.transfer_count,
             "reopen_count": task.reopen_count,
             "created_by": task.created_by,

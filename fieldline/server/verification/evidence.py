@@ -9,7 +9,6 @@ site), `trace` (the parts that count) and `too_fast` (passed above the mode's sp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import shapely
@@ -18,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from fieldline.gis.coverage import PipeCoverage, Visit
 from fieldline.gis.trace import Trace
+from fieldline.server.fields import iso
 
 if TYPE_CHECKING:
     from fieldline.server.verification.checks import Work
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 # weigh megabytes of JSON for no visible difference.
 DRAW_TOLERANCE_DEG = 1e-5
 LAYER_NAMES = ("covered", "missed", "checkpoints", "gaps", "jumps", "dwell", "trace", "too_fast")
-
-
-def iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
 
 
 def visit_row(visit: Visit, need_s: float) -> dict[str, Any]:

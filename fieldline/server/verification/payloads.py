@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from fieldline.server.fields import iso
 from fieldline.server.tasks.models import Task
 from fieldline.server.verification.models import TaskVerification
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def override_json(run: TaskVerification) -> dict[str, Any] | None:
@@ -20,7 +16,7 @@ def override_json(run: TaskVerification) -> dict[str, Any] | None:
         "result": run.override_result,
         "reason": run.override_reason,
         "by": run.overridden_by,
-        "at": _time(run.overridden_at),
+        "at": iso(run.overridden_at),
     }
 
 
@@ -35,7 +31,7 @@ def run_row_json(run: TaskVerification, task: Task) -> dict[str, Any]:
         "effective_result": run.effective_result,
         "reasons": list(run.reasons or ()),
         "due_at": run.due_at.isoformat(),
-        "checked_at": _time(run.checked_at),
+        "checked_at": iso(run.checked_at),
         "window": {"from": run.window_from.isoformat(), "to": run.window_to.isoformat()},
         "error": run.error,
         "override": override_json(run),
