@@ -165,7 +165,15 @@ def test_a_task_is_created_on_an_asset_and_assigned_from_the_page(
 
     # Escape closes the panel and gives the focus back.
     page.keyboard.press("Escape")
-    expect(page.locator(".fl-side")).to_be_hidden()
+    expect(task_panel).to_be_hidden()
+    # One panel at a time: the task's panel takes the place of the KPIs, never covers them.
+    page.get_by_role("button", name="KPIs").click()
+    kpis = page.get_by_role("region", name="KPIs")
+    expect(kpis).to_be_visible()
+    page.evaluate("(id) => window.fieldlineMap.actions.openTask(id)", task_id)
+    expect(task_panel).to_be_visible()
+    expect(kpis).to_be_hidden()
+    expect(page.get_by_role("button", name="KPIs")).to_have_attribute("aria-expanded", "false")
     # The browser logs the refused request (422) it was shown beside the field; nothing else.
     assert [error for error in console_errors if "422" not in error] == []
 

@@ -1,6 +1,6 @@
 """The verification overlay and the crew panel in a real browser: a foot patrol walked past a
 side street and checked by the verification services (committed to the browser's database),
-shown from the "Checks" drawer with its covered and missed pipe parts drawn over the network
+shown from the "Checks" panel with its covered and missed pipe parts drawn over the network
 and its summary; the crew's trace replayed along a slider."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_the_verification_overlay_draws(
     assert report.get_attribute("href") == f"/api/v1/tasks/{task_id}/verification/report?run=1"
 
     # The map fits the overlay; the skipped pipes are drawn as missed, the walked as covered.
-    page.keyboard.press("Escape")  # the drawer steps aside, the map stays as it is
+    page.keyboard.press("Escape")  # the panel steps aside, the map stays as it is
     page.wait_for_function(
         "() => !window.fieldlineMap.map.isMoving()"
         " && window.fieldlineMap.map.isSourceLoaded('verification-missed')"
@@ -126,7 +126,7 @@ def test_the_crew_panel_replays_the_trace(
 ) -> None:
     done, crew_id = walked
     open_map(page, server_url)
-    # Reached from the keyboard too: the top bar's Crews drawer lists every crew.
+    # Reached from the keyboard too: the top bar's Crews panel lists every crew.
     page.get_by_role("button", name="Crews").click()
     page.get_by_role("button", name=f"Open crew {crew_id}", exact=False).click()
     panel = page.locator("#crew-panel")

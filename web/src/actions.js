@@ -3,7 +3,7 @@
 // asset panel. Both share one side panel (panel.js).
 
 import { createAssetPanel } from './assetPanel.js';
-import { createSidePanel } from './panel.js';
+import { createPanel } from './panel.js';
 import { createTaskPanel } from './taskPanel.js';
 import { TASK_LAYERS } from './tasks.js';
 
@@ -38,7 +38,8 @@ export function pick(map, point) {
  * @param {{host: HTMLElement, reloadTasks: () => void}} options
  */
 export function createActions(map, config, { host, reloadTasks }) {
-  const panel = createSidePanel(host, {
+  const panel = createPanel({
+    host,
     // Back to the map when nothing else had the focus.
     onClose: () => { if (document.activeElement === document.body) map.getCanvas().focus(); },
   });

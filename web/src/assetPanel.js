@@ -152,7 +152,7 @@ function taskForm(config, layer, assetId, { onCreated }) {
 }
 
 /**
- * @param {ReturnType<import('./panel.js').createSidePanel>} panel
+ * @param {ReturnType<import('./panel.js').createPanel>} panel
  * @param {{api_prefix: string, task_kinds?: Object}} config
  * @param {{onCreated: (task: any) => void}} options
  */

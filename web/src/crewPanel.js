@@ -1,4 +1,4 @@
-// The crew panel: a click on a crew's dot (or a name in the "Crews" drawer) shows the crew's
+// The crew panel: a click on a crew's dot (or a name in the "Crews" panel) shows the crew's
 // status, members and phones, its open tasks (GET /api/v1/tasks?crew=), and a replay of its
 // trace over a time range (GET /api/v1/crews/{id}/positions?since=&until=, by default the last
 // two hours): the track as a line and a marker moved along it by play/pause and a slider, at
@@ -6,7 +6,7 @@
 
 import { getJson } from './api.js';
 import { CREW_STATUSES } from './crews.js';
-import { createDrawer, el, topbarButton } from './drawer.js';
+import { createPanel, el, topbarButton } from './panel.js';
 import { OPEN_STATES } from './tasks.js';
 
 const DEFAULT_SPAN_MS = 2 * 60 * 60 * 1000;
@@ -45,7 +45,7 @@ export function positionAt(fixes, at) {
   return [a.xy[0] + (b.xy[0] - a.xy[0]) * share, a.xy[1] + (b.xy[1] - a.xy[1]) * share];
 }
 
-/** Room around the track, the drawer's width kept free on the right unless it covers the map. */
+/** Room around the track, the panel's width kept free on the right unless it covers the map. */
 function beside(panel, margin = 48) {
   const map = panel.parentElement.getBoundingClientRect();
   const width = panel.getBoundingClientRect().width;
@@ -65,7 +65,9 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
     play.textContent = 'Play';
     play.setAttribute('aria-pressed', 'false');
   };
-  const drawer = createDrawer('crew-panel', 'Crew', {
+  const panel = createPanel({
+    id: 'crew-panel',
+    title: 'Crew',
     onClose: () => {
       stop();
       map.getSource('crew-replay-track')?.setData(empty());
@@ -122,7 +124,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
   time.htmlFor = slider.id;
   controls.append(play, speedLabel, speed, slider, time);
   controls.hidden = true;
-  drawer.body.append(facts, tasksTitle, taskList, replayTitle, range, load, note, controls);
+  panel.body.append(facts, tasksTitle, taskList, replayTitle, range, load, note, controls);
 
   map.addSource('crew-replay-track', { type: 'geojson', data: empty() });
   map.addSource('crew-replay-marker', { type: 'geojson', data: empty() });
@@ -221,7 +223,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
         const xs = replay.fixes.map((fix) => fix.xy[0]);
         const ys = replay.fixes.map((fix) => fix.xy[1]);
         map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]],
-          { padding: beside(drawer.element), maxZoom: 17, duration: 500 });
+          { padding: beside(panel.element), maxZoom: 17, duration: 500 });
       }
     } catch (error) {
       note.textContent = `Trace not loaded: ${error.message}`;
@@ -277,7 +279,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
   const open = async (id) => {
     stop();
     crewId = id;
-    drawer.heading.textContent = `Crew ${id}`;
+    panel.heading.textContent = `Crew ${id}`;
     facts.replaceChildren(el('p', 'fl-empty', 'Loading…'));
     taskList.replaceChildren();
     controls.hidden = true;
@@ -288,7 +290,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
     const now = new Date();
     to.value = localInput(new Date(now.getTime() + 60 * 1000)); // the minute under way included
     from.value = localInput(new Date(now.getTime() - DEFAULT_SPAN_MS));
-    drawer.show();
+    panel.show();
     const query = new URLSearchParams({ crew: id, state: OPEN_STATES.join(','), limit: '50' });
     try {
       const [crew, tasks] = await Promise.all([
@@ -296,7 +298,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
         getJson(`${config.api_prefix}/tasks?${query}`),
       ]);
       if (crewId !== id) return;
-      drawer.heading.textContent = `Crew ${id}: ${crew.name}`;
+      panel.heading.textContent = `Crew ${id}: ${crew.name}`;
       showCrew(crew);
       showTasks(tasks.tasks);
     } catch (error) {
@@ -312,8 +314,8 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
   map.on('mouseenter', 'crews', () => { map.getCanvas().style.cursor = 'pointer'; });
   map.on('mouseleave', 'crews', () => { map.getCanvas().style.cursor = ''; });
 
-  // The "Crews" drawer: every crew by name, so a crew is one keypress away too.
-  const index = createDrawer('crew-list', 'Crews');
+  // The "Crews" panel: every crew by name, so a crew is one keypress away too.
+  const index = createPanel({ id: 'crew-list', title: 'Crews' });
   const crewList = el('ul', 'fl-crew-list');
   crewList.setAttribute('aria-label', 'Crews');
   index.body.append(crewList);
@@ -337,7 +339,7 @@ export function createCrewPanel(map, config, { locateTask, onError } = {}) {
 
   return {
     open,
-    close: () => drawer.close(),
+    close: () => panel.close(),
     loadTrace,
     /** The replay as it stands: {crew, fixes, at (ms), playing}. */
     get replay() {

@@ -3,7 +3,7 @@
 // read again every few minutes while the panel is open.
 
 import { getJson } from './api.js';
-import { createDrawer, el, topbarButton } from './drawer.js';
+import { createPanel, el, topbarButton } from './panel.js';
 
 const REFRESH_MS = 3 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -34,7 +34,7 @@ function periods(now = new Date()) {
 
 /** @param {{api_prefix: string}} config */
 export function createKpiPanel(config) {
-  const drawer = createDrawer('kpis', 'KPIs', { onClose: () => clearInterval(timer) });
+  const panel = createPanel({ id: 'kpis', title: 'KPIs', onClose: () => clearInterval(timer) });
   const table = el('table', 'fl-kpi-table');
   const caption = el('caption', 'fl-visually-hidden', 'Key figures of tasks created in each period');
   const head = el('thead');
@@ -46,7 +46,7 @@ export function createKpiPanel(config) {
   const problem = el('p', 'fl-problem');
   problem.setAttribute('role', 'alert');
   problem.hidden = true;
-  drawer.body.append(table, updated, problem);
+  panel.body.append(table, updated, problem);
   let timer = 0;
 
   const render = (found) => {
@@ -97,10 +97,10 @@ export function createKpiPanel(config) {
     }
   };
 
-  topbarButton('KPIs', drawer, () => {
+  topbarButton('KPIs', panel, () => {
     load();
     clearInterval(timer);
     timer = setInterval(load, REFRESH_MS);
   });
-  return { load, open: () => { drawer.show(); return load(); }, close: () => drawer.close() };
+  return { load, open: () => { panel.show(); return load(); }, close: () => panel.close() };
 }

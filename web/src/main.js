@@ -76,7 +76,7 @@ map.once('load', () => {
     onError: failed,
   });
 });
-// The top bar's drawers: recent checks (each drawn on the map by the verification overlay), KPIs.
+// The top bar's panels: recent checks (each drawn on the map by the verification overlay), KPIs.
 let verification = null;
 let crewPanel = null;
 const checks = createChecksPanel(config, { show: showVerification });

@@ -1,20 +1,26 @@
-// A side panel over the map's right side (a bottom sheet on narrow screens) that shows one
-// thing at a time: an asset, a task. A labelled region with a heading and a close button;
-// Escape closes it; focus moves into it on opening and back where it was on closing.
-// Any panel of the page can use it: `open(title, content)` fills it, `close()` empties it.
+// The page's panels over the map's right side (a bottom sheet on narrow screens): the asset
+// and task panel, and the checks, crews, crew and KPI panels the top bar opens. One shows at
+// a time, so they never cover each other: opening one closes the one open. Each is a labelled
+// region with a heading and a close button; Escape closes it; focus moves to its heading on
+// opening and back to what had it on closing.
 
 import './panel.css';
+import './panel-content.css';
 
-/** Builds an element: `el('p', {className: 'x'}, 'text', child)`. */
+/**
+ * Builds an element: `el('p', {className: 'x'}, 'text', child)`, or with the class alone
+ * as the second argument: `el('p', 'x', 'text')`.
+ */
 export function el(tag, properties = {}, ...children) {
   const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(properties)) {
+  const given = typeof properties === 'string' ? { className: properties || undefined } : properties;
+  for (const [key, value] of Object.entries(given)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === 'dataset') Object.assign(element.dataset, value);
     else if (key.startsWith('aria-') || key === 'role' || key === 'for') element.setAttribute(key, value);
     else element[key] = value;
   }
-  element.append(...children.filter((child) => child !== null && child !== undefined && child !== false));
+  element.append(...children.filter((child) => child !== null && child !== undefined && child !== false && child !== ''));
   return element;
 }
 
@@ -39,76 +45,107 @@ export function facts(rows, className = 'fl-facts') {
 }
 
 let counter = 0;
+let current = null; // the panel shown
+
+// Escape closes the open panel also when the focus is nowhere in particular (content
+// replaced under it by a refresh, or back on the map), not when another control has it.
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || event.defaultPrevented || !current) return;
+  const active = document.activeElement;
+  if (active && active !== document.body && active.tagName !== 'CANVAS') return;
+  event.preventDefault();
+  current.close();
+});
 
 /**
- * @param {HTMLElement} host where the panel goes (the page's main area, over the map)
- * @param {{onClose?: () => void}} [options]
+ * @param {{id?: string, title?: string, host?: HTMLElement, onClose?: () => void}} [options]
+ *   `host`: where the panel goes (the page's main area, over the map, by default)
  */
-export function createSidePanel(host, { onClose } = {}) {
+export function createPanel({ id, title = '', host, onClose } = {}) {
   counter += 1;
-  const titleId = `fl-side-title-${counter}`;
-  const title = el('h2', { className: 'fl-side-title', id: titleId, tabIndex: -1 });
+  const titleId = `${id ?? `fl-panel-${counter}`}-title`;
+  const heading = el('h2', { className: 'fl-side-title', id: titleId, tabIndex: -1 }, title);
   const closeButton = el('button', { type: 'button', className: 'fl-side-close', 'aria-label': 'Close the panel' }, '×');
   const body = el('div', { className: 'fl-side-body' });
-  const panel = el(
+  const element = el(
     'section',
-    { className: 'fl-side', hidden: true, 'aria-labelledby': titleId, role: 'region' },
-    el('header', { className: 'fl-side-head' }, title, closeButton),
+    { id, className: 'fl-side', hidden: true, 'aria-labelledby': titleId, role: 'region' },
+    el('header', { className: 'fl-side-head' }, heading, closeButton),
     body,
   );
-  host.append(panel);
+  (host ?? document.querySelector('.fl-main') ?? document.body).append(element);
   let returnTo = null;
   let owner = null;
 
-  const close = () => {
-    if (panel.hidden) return;
-    panel.hidden = true;
-    body.replaceChildren();
-    owner = null;
-    const back = returnTo && returnTo.isConnected && returnTo !== document.body ? returnTo : null;
-    returnTo = null;
-    back?.focus({ preventScroll: true });
-    onClose?.();
+  const panel = {
+    element,
+    body,
+    heading,
+    get isOpen() { return !element.hidden; },
+    /** What is shown (the `key` given to open), or null when closed. */
+    get showing() { return element.hidden ? null : owner; },
+    /** Shows the panel with what its body holds, `focus` (else the heading) focused. */
+    show({ focus = null } = {}) {
+      if (element.hidden) {
+        if (current && current !== panel) current.close({ refocus: false });
+        const active = document.activeElement;
+        returnTo = active instanceof HTMLElement && !element.contains(active) ? active : null;
+        element.hidden = false;
+        current = panel;
+      }
+      (focus ?? heading).focus({ preventScroll: true });
+    },
+    /**
+     * Shows `content` under `text`; `key` names what is shown (`task:T-000001`), so that a
+     * refresh of it keeps the focus where it is. `focus`: where focus goes (else the heading).
+     */
+    open(text, content, { key = text, focus = null } = {}) {
+      const refresh = !element.hidden && owner === key;
+      owner = key;
+      heading.textContent = text;
+      body.replaceChildren(...[content].flat());
+      if (!refresh) panel.show({ focus });
+      else if (!element.contains(document.activeElement)) (focus ?? heading).focus({ preventScroll: true });
+    },
+    close({ refocus = true } = {}) {
+      if (element.hidden) return;
+      element.hidden = true;
+      owner = null;
+      if (current === panel) current = null;
+      const back = refocus && returnTo?.isConnected && returnTo !== document.body ? returnTo : null;
+      returnTo = null;
+      back?.focus({ preventScroll: true });
+      onClose?.();
+    },
   };
+  closeButton.addEventListener('click', () => panel.close());
+  element.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    panel.close();
+  });
+  return panel;
+}
 
-  closeButton.addEventListener('click', close);
-  panel.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') {
-      event.preventDefault();
-      close();
+/** A button in the top bar that opens and closes a panel. */
+export function topbarButton(label, panel, onOpen) {
+  const button = el('button', { type: 'button', className: 'fl-topbar-button', 'aria-controls': panel.element.id }, label);
+  button.setAttribute('aria-expanded', 'false');
+  const sync = () => button.setAttribute('aria-expanded', String(panel.isOpen));
+  new MutationObserver(sync).observe(panel.element, { attributes: true, attributeFilter: ['hidden'] });
+  button.addEventListener('click', () => {
+    if (panel.isOpen) {
+      panel.close();
+    } else {
+      panel.show();
+      onOpen?.();
     }
   });
-  // Escape also closes it when the focus is nowhere in particular (content replaced under
-  // it by a refresh, or back on the map), not when another control has it.
-  document.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape' || event.defaultPrevented || panel.hidden) return;
-    const active = document.activeElement;
-    if (active && active !== document.body && active.tagName !== 'CANVAS') return;
-    event.preventDefault();
-    close();
-  });
-
-  return {
-    element: panel,
-    body,
-    /**
-     * Shows `content` under `heading`; `key` names what is shown (`task:T-000001`), so that
-     * a refresh keeps the focus where it is. `focus`: where focus goes (else the heading).
-     */
-    open(heading, content, { key = heading, focus = null } = {}) {
-      const refresh = !panel.hidden && owner === key;
-      if (panel.hidden) {
-        const active = document.activeElement;
-        returnTo = active && !panel.contains(active) ? active : null;
-      }
-      owner = key;
-      title.textContent = heading;
-      body.replaceChildren(...[content].flat());
-      panel.hidden = false;
-      if (!refresh || !panel.contains(document.activeElement)) (focus ?? title).focus({ preventScroll: true });
-    },
-    close,
-    /** What is shown (the `key` given to open), or null when closed. */
-    get showing() { return panel.hidden ? null : owner; },
-  };
+  let bar = document.querySelector('.fl-topbar-tools');
+  if (!bar) {
+    bar = el('nav', { className: 'fl-topbar-tools', 'aria-label': 'Panels' });
+    document.querySelector('.fl-topbar')?.append(bar);
+  }
+  bar.append(button);
+  return button;
 }

@@ -39,7 +39,7 @@ function historyList(steps) {
 }
 
 /**
- * @param {ReturnType<import('./panel.js').createSidePanel>} panel
+ * @param {ReturnType<import('./panel.js').createPanel>} panel
  * @param {{api_prefix: string}} config
  * @param {{onChanged?: (task: any) => void}} [options] after an action (the tasks layer reloads)
  */
@@ -61,7 +61,7 @@ export function createTaskPanel(panel, config, { onChanged } = {}) {
     try {
       const answer = await request();
       onChanged?.(answer?.task);
-      await show(shownId);
+      await refresh();
       return true;
     } catch (error) {
       button.disabled = false;
@@ -210,6 +210,11 @@ export function createTaskPanel(panel, config, { onChanged } = {}) {
     }
   }
 
+  /** Reads the shown task again, unless the panel was closed meanwhile (no reopening). */
+  function refresh() {
+    return shownId && panel.showing === `task:${shownId}` ? show(shownId) : Promise.resolve();
+  }
+
   return {
     show,
     /** A live `task` event on the task shown reads it again (a crew accepted, say). */
@@ -217,7 +222,7 @@ export function createTaskPanel(panel, config, { onChanged } = {}) {
       if (event.type !== 'task' || !shownId || panel.showing !== `task:${shownId}`) return;
       if (event.task_id && event.task_id !== shownId) return;
       clearTimeout(timer);
-      timer = setTimeout(() => show(shownId), REFRESH_MS);
+      timer = setTimeout(refresh, REFRESH_MS);
     },
   };
 }

@@ -3,10 +3,10 @@
 // missed ones red and thicker, checkpoints filled when visited and hollow when not, gaps
 // dashed, jumps purple, dwell spots, the counted trace thin grey and the too-fast parts orange —
 // with a summary box (result, reasons, coverage, the printable report, clear). The "Checks"
-// drawer lists recent runs (GET /api/v1/verifications), newest first, failed ones marked.
+// panel lists recent runs (GET /api/v1/verifications), newest first, failed ones marked.
 
 import { getJson } from './api.js';
-import { createDrawer, el, topbarButton } from './drawer.js';
+import { createPanel, el, topbarButton } from './panel.js';
 
 const COVERED = '#009E73';
 const MISSED = '#D55E00';
@@ -268,13 +268,13 @@ export function createVerificationOverlay(map, config, { onError, padding } = {}
 }
 
 /**
- * The "Checks" drawer: recent verification runs, newest first, each with a button that shows
+ * The "Checks" panel: recent verification runs, newest first, each with a button that shows
  * its check on the map.
  * @param {{api_prefix: string}} config
  * @param {{show: (taskId: string) => Promise<any>}} overlay
  */
 export function createChecksPanel(config, overlay) {
-  const drawer = createDrawer('checks', 'Checks');
+  const panel = createPanel({ id: 'checks', title: 'Checks' });
   const filter = el('label', 'fl-inline');
   const failedOnly = document.createElement('input');
   failedOnly.type = 'checkbox';
@@ -282,7 +282,7 @@ export function createChecksPanel(config, overlay) {
   filter.append(failedOnly, document.createTextNode(' Failed only'));
   const refresh = el('button', 'fl-button', 'Refresh');
   refresh.type = 'button';
-  const tools = el('div', 'fl-drawer-tools');
+  const tools = el('div', 'fl-panel-tools');
   tools.append(filter, refresh);
   const problem = el('p', 'fl-problem');
   problem.setAttribute('role', 'alert');
@@ -291,7 +291,7 @@ export function createChecksPanel(config, overlay) {
   empty.hidden = true;
   const list = el('ol', 'fl-check-list');
   list.setAttribute('aria-label', 'Checks, newest first');
-  drawer.body.append(tools, problem, empty, list);
+  panel.body.append(tools, problem, empty, list);
 
   const row = (run) => {
     const result = resultOf(run);
@@ -335,14 +335,14 @@ export function createChecksPanel(config, overlay) {
   };
   failedOnly.addEventListener('change', load);
   refresh.addEventListener('click', load);
-  const button = topbarButton('Checks', drawer, load);
+  const button = topbarButton('Checks', panel, load);
   return {
     load,
-    open: () => { drawer.show(); return load(); },
-    close: () => drawer.close(),
+    open: () => { panel.show(); return load(); },
+    close: () => panel.close(),
     button,
     onEvent(event) {
-      if (event.type === 'verification' && drawer.isOpen) load();
+      if (event.type === 'verification' && panel.isOpen) load();
     },
   };
 }
