@@ -253,10 +253,10 @@ def scheduler() -> None:
 @click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Crews react and work, and calls come, this many times faster (60: an hour a minute);"
-    " driving stays at road speed.",
+    default=None,
+    help="Crews react and work, calls come and promises fall due this many times faster"
+    " (60: an hour a minute); driving stays at road speed.  [default: 6, an hour in ten"
+    " minutes]",
 )
 @click.option(
     "--jobs-per-hour",
@@ -265,7 +265,7 @@ def scheduler() -> None:
     show_default=True,
     help="New tasks from the simulated call centre and planners per hour (times --speed).",
 )
-def demo(fixtures: Path | None, speed: float, jobs_per_hour: float) -> None:
+def demo(fixtures: Path | None, speed: float | None, jobs_per_hour: float) -> None:
     """Everything at once on this machine, with the fixture city; prints the URL."""
     from fieldline import demo as demo_module
     from fieldline.gis.errors import GisError
@@ -275,7 +275,7 @@ def demo(fixtures: Path | None, speed: float, jobs_per_hour: float) -> None:
         demo_module.run(
             _settings(),
             fixtures or demo_module.FIXTURE_CITY,
-            speed=speed,
+            speed=speed or demo_module.DEMO_SPEED,
             jobs_per_hour=jobs_per_hour,
         )
     except ServicesError as exc:

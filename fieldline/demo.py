@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fieldline.server.tasks.models import PRIORITIES
-from fieldline.settings import Settings, get_settings
+from fieldline.settings import Settings, get_settings, load_settings, priority_minutes
 
 FIXTURE_CITY = Path(__file__).resolve().parent.parent / "fixtures" / "city"
 DEMO_CREWS = 6
@@ -31,6 +31,12 @@ DEMO_METERS = 20
 MODES = {"drive": "vehicle", "walk": "foot"}
 AUTO_DISPATCH = "FIELDLINE_AUTO_DISPATCH_PRIORITIES"
 MIN_DWELL = "FIELDLINE_VERIFICATION_MIN_DWELL_S"
+SLA_ARRIVAL = "FIELDLINE_SLA_ARRIVAL_MINUTES"
+SLA_COMPLETION = "FIELDLINE_SLA_COMPLETION_MINUTES"
+SLA_DUE_SOON = "FIELDLINE_SLA_DUE_SOON_MINUTES"
+OFFER_TIMEOUT = "FIELDLINE_OFFER_TIMEOUT_S"
+# An hour of the working day in ten minutes: calls come and tasks fall due while one watches.
+DEMO_SPEED = 6.0
 
 
 def prepare(settings: Settings, fixtures: Path) -> list[str]:
@@ -96,24 +102,33 @@ def on_shift_all_day(session: Session, crew_id: str, now: datetime) -> None:
             add_shift(session, crew_id, day, day + timedelta(days=1))
 
 
+def _shorter(values: Mapping[str, float], speed: float) -> str:
+    return ",".join(f"{name}={max(1, round(value / speed))}" for name, value in values.items())
+
+
 def demo_settings(settings: Settings, speed: float = 1.0) -> Settings:
-    """Every priority dispatched automatically, and with crews working `speed` times faster
-    the least times on site of the proof-of-work check shortened to match, unless the
-    environment says otherwise; set in the environment too, for the processes the demo
-    starts."""
-    updates: dict[str, str] = {}
-    if AUTO_DISPATCH not in os.environ:
-        updates[AUTO_DISPATCH] = ",".join(PRIORITIES)
-    if speed != 1.0 and MIN_DWELL not in os.environ:
-        dwell = settings.verification_min_dwell.items()
-        updates[MIN_DWELL] = ",".join(f"{name}={int(s / speed)}" for name, s in dwell)
+    """Every priority dispatched automatically; and with crews working and calls coming `speed`
+    times faster, every time the work is measured against shortened to match (the promised
+    arrival and completion, the due-soon warning, the offer's timeout, the least times on site
+    of the proof-of-work check), unless the environment says otherwise. Set in the environment
+    too, for the processes the demo starts."""
+    wanted: dict[str, Callable[[], str]] = {AUTO_DISPATCH: lambda: ",".join(PRIORITIES)}
+    if speed != 1.0:
+        wanted |= {
+            MIN_DWELL: lambda: _shorter(settings.verification_min_dwell, speed),
+            SLA_ARRIVAL: lambda: _shorter(priority_minutes(settings.sla_arrival_minutes), speed),
+            SLA_COMPLETION: lambda: _shorter(
+                priority_minutes(settings.sla_completion_minutes), speed
+            ),
+            SLA_DUE_SOON: lambda: str(max(1, round(settings.sla_due_soon_minutes / speed))),
+            OFFER_TIMEOUT: lambda: str(settings.offer_timeout_s / speed),
+        }
+    updates = {name: value() for name, value in wanted.items() if name not in os.environ}
     if not updates:
         return settings
     os.environ.update(updates)
     get_settings.cache_clear()
-    return settings.model_copy(
-        update={name.removeprefix("FIELDLINE_").lower(): value for name, value in updates.items()}
-    )
+    return load_settings()
 
 
 def helpers(
@@ -173,7 +188,7 @@ def announce(settings: Settings, crews: list[str]) -> None:
 def run(
     settings: Settings | None = None,
     fixtures: Path = FIXTURE_CITY,
-    speed: float = 1.0,
+    speed: float = DEMO_SPEED,
     jobs_per_hour: float = 12.0,
 ) -> None:
     """`speed`: crews react and work, and calls come, that many times faster (driving does

@@ -13,7 +13,7 @@ from fieldline import demo
 from fieldline.cli import main
 from fieldline.server.crews.models import CREW_SKILLS
 from fieldline.server.crews.services import get_crew, list_shifts
-from fieldline.settings import Settings, load_settings
+from fieldline.settings import Settings, load_settings, priority_minutes
 
 
 def test_demo_crews_have_every_skill_and_are_on_shift_today_and_tomorrow(
@@ -55,6 +55,31 @@ def test_faster_crews_need_shorter_times_on_site_unless_the_environment_says(
     assert load_settings().verification_min_dwell == chosen  # children
     monkeypatch.setenv(demo.MIN_DWELL, ",".join(f"{n}=5" for n in usual))
     assert set(demo.demo_settings(load_settings(), speed=10).verification_min_dwell.values()) == {5}
+
+
+def test_faster_work_shortens_the_promises_and_the_offers_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scaled = (demo.SLA_ARRIVAL, demo.SLA_COMPLETION, demo.SLA_DUE_SOON, demo.OFFER_TIMEOUT)
+    for name in (*scaled, demo.MIN_DWELL):
+        monkeypatch.setenv(name, "x")  # undone after the test, as above
+        monkeypatch.delenv(name)
+    usual = load_settings()
+    chosen = demo.demo_settings(load_settings(), speed=6)
+    arrival = priority_minutes(usual.sla_arrival_minutes)
+    assert priority_minutes(chosen.sla_arrival_minutes) == {
+        p: max(1, round(m / 6)) for p, m in arrival.items()
+    }
+    assert priority_minutes(chosen.sla_arrival_minutes)["P1"] < arrival["P1"]
+    assert chosen.sla_due_soon_minutes == round(usual.sla_due_soon_minutes / 6)
+    assert chosen.offer_timeout_s == usual.offer_timeout_s / 6
+    assert load_settings().sla_completion_minutes == chosen.sla_completion_minutes  # children
+    # At the usual speed nothing is shortened.
+    for name in scaled:
+        monkeypatch.delenv(name)
+    same = demo.demo_settings(load_settings(), speed=1.0)
+    assert same.sla_arrival_minutes == usual.sla_arrival_minutes
+    assert same.offer_timeout_s == usual.offer_timeout_s
 
 
 def test_the_demo_runs_a_gateway_the_scheduler_and_the_simulation_with_jobs() -> None:
