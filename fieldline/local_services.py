@@ -7,8 +7,11 @@ Where it may not act (not root, not Debian, a remote server) it stops and names 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -171,19 +174,54 @@ def ensure_running(server: Server, report: Callable[[str], None] = _report) -> N
     report(f"{server.name}: running on {server.host or 'localhost'}:{server.port}")
 
 
-def broker_block() -> str:
+def mqtt_bind_address(text: str, port: int) -> str | None:
+    """The address of the configuration's own `listener PORT [ADDRESS]` line ("" when it
+    listens everywhere); None when it has no listener on that port."""
+    outside_block = re.sub(
+        re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), "", text, flags=re.DOTALL
+    )
+    match = re.search(rf"^\s*listener\s+{port}(?:\s+(\S+))?\s*$", outside_block, re.MULTILINE)
+    if match is None:
+        return None
+    return match.group(1) or ""
+
+
+def websockets_listener(ws_port: int, bind: str) -> list[str]:
+    """The lines of the handheld app's WebSocket listener, bound like the MQTT one.
+
+    Mosquitto 2.0 hands a WebSocket listener's address to libwebsockets, which listens on
+    every interface unless the socket domain is named too (checked: `ss -ltn`)."""
+    lines = [f"listener {ws_port} {bind}".rstrip(), "protocol websockets"]
+    if ":" in bind:
+        lines.insert(1, "socket_domain ipv6")
+    elif bind and bind.replace(".", "").isdigit():
+        lines.insert(1, "socket_domain ipv4")
+    return lines
+
+
+def broker_block(ws_port: int | None = None, bind: str = "") -> str:
     lines = [f"{name} {value}" for name, value in BROKER_SETTINGS.items()]
+    if ws_port is not None:
+        # Last in the block: the options after a `listener` line belong to that listener.
+        lines += websockets_listener(ws_port, bind)
     return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"
 
 
-def configure_broker(conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] = _report) -> bool:
-    """Put Fieldline's broker settings into the local Mosquitto configuration (a marked block,
-    replaced whole on later runs) and have a running broker reload it. True if it changed."""
+def configure_broker(
+    conf: Path = MOSQUITTO_CONF,
+    report: Callable[[str], None] = _report,
+    ws_port: int | None = None,
+    mqtt_port: int = 1883,
+) -> bool:
+    """Put Fieldline's broker settings, and the WebSocket listener on `ws_port` bound like
+    the `mqtt_port` one, into the local Mosquitto configuration (a marked block, replaced
+    whole on later runs) and have a running broker reload it. True if it changed."""
     if not conf.exists():
         report(f"mosquitto: no {conf}; set {', '.join(BROKER_SETTINGS)} in its configuration")
         return False
     text = conf.read_text()
-    block = broker_block()
+    bind = mqtt_bind_address(text, mqtt_port) or ""
+    block = broker_block(ws_port, bind)
     if BLOCK_START in text:
         before, _, rest = text.partition(BLOCK_START)
         _, _, after = rest.partition(BLOCK_END + "\n")
@@ -195,10 +233,78 @@ def configure_broker(conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] 
     if os.geteuid() != 0:
         raise ServicesError(f"add these lines to {conf} as root, then reload Mosquitto:\n{block}")
     conf.write_text(new_text)
-    # These settings are reloaded on SIGHUP: no restart, no dropped connections.
+    # These settings are reloaded on SIGHUP: no restart, no dropped connections. A new
+    # listener is not (ensure_websockets restarts the broker for it).
     subprocess.run(["pkill", "-HUP", "-x", "mosquitto"], check=False)
     report(f"mosquitto: configured ({', '.join(f'{k} {v}' for k, v in BROKER_SETTINGS.items())})")
     return True
+
+
+def _pid_file(conf: Path) -> Path:
+    match = re.search(r"^\s*pid_file\s+(\S+)", conf.read_text(), re.MULTILINE)
+    return Path(match.group(1) if match else "/run/mosquitto/mosquitto.pid")
+
+
+def _gone(pid: int) -> bool:
+    # The daemonized broker is not our child; a zombie left for init to reap counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in {"Z", "X"}
+
+
+def restart_broker(server: Server, conf: Path, report: Callable[[str], None] = _report) -> None:
+    """Stop the broker named by its pid file and start it again: listeners are read only at
+    start. Clients reconnect; persistent sessions and retained messages are kept on disk."""
+    pid_file = _pid_file(conf)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        raise ServicesError(f"mosquitto: no pid in {pid_file}; restart it by hand") from None
+    report(f"mosquitto: restarting (pid {pid}) for the WebSocket listener")
+    with contextlib.suppress(ProcessLookupError):  # gone already: start it
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while not _gone(pid) or answers(server.host, server.port):
+        if time.monotonic() > deadline:
+            raise ServicesError(f"mosquitto (pid {pid}) did not stop within 30 s")
+        time.sleep(0.1)
+    ensure_running(server, report)
+
+
+def ensure_websockets(
+    settings: Settings, conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] = _report
+) -> None:
+    """Restart the local broker when its WebSocket listener is configured but not open yet;
+    a broker already listening there is left alone."""
+    broker = next(server for server in servers(settings) if server.name == "mosquitto")
+    port = settings.mqtt_ws_port
+    bind = mqtt_bind_address(conf.read_text(), broker.port) if conf.exists() else None
+    host = bind or broker.host or "127.0.0.1"
+    if answers(host, port):
+        report(f"mosquitto: WebSocket listener on {host}:{port}")
+        return
+    if broker.host not in LOCAL_HOSTS or not conf.exists():
+        raise ServicesError(
+            f"the broker has no WebSocket listener on port {port}; add to its configuration:\n"
+            + "\n".join(websockets_listener(port, bind or ""))
+        )
+    if os.geteuid() != 0:
+        raise ServicesError(
+            f"mosquitto must be restarted for its WebSocket listener on port {port}; as root:\n"
+            f"  sudo kill $(cat {_pid_file(conf)}) && sudo {' '.join(broker.start_command)}"
+        )
+    restart_broker(broker, conf, report)
+    deadline = time.monotonic() + 10
+    while not answers(host, port):
+        if time.monotonic() > deadline:
+            raise ServicesError(
+                f"mosquitto runs but does not listen on {host}:{port}: its build may lack "
+                "WebSocket support (see /var/log/mosquitto/mosquitto.log)"
+            )
+        time.sleep(0.1)
+    report(f"mosquitto: WebSocket listener on {host}:{port}")
 
 
 def libpq_url(url: str, database: str | None = None) -> str:
@@ -234,8 +340,10 @@ def ensure_database(url: str, report: Callable[[str], None] = _report) -> None:
 
 def services_up(settings: Settings, report: Callable[[str], None] = _report) -> None:
     install_packages(missing_packages(), report)
-    configure_broker(report=report)
+    mqtt_port = urlsplit(settings.mqtt_url).port or 1883
+    configure_broker(report=report, ws_port=settings.mqtt_ws_port, mqtt_port=mqtt_port)
     for server in servers(settings):
         ensure_running(server, report)
+    ensure_websockets(settings, report=report)
     for url in (settings.sqlalchemy_url, settings.test_database_url):
         ensure_database(url, report)

@@ -11,6 +11,7 @@ import fieldline.server.notices.models
 import fieldline.server.service_levels.models
 import fieldline.server.tasks.models
 import fieldline.server.telemetry.models
+import fieldline.server.uploads.models
 import fieldline.server.verification.models  # noqa: F401
 from fieldline.gis.models import Base
 

@@ -6,6 +6,7 @@ Each package reads its settings from here through `get_settings()`; nothing else
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated
@@ -25,6 +26,11 @@ class Settings(BaseSettings):
     test_database_url: str = "postgresql+psycopg://localhost/fieldline_test"
     redis_url: str = "redis://localhost:6379/0"
     mqtt_url: str = "mqtt://localhost:1883"
+    # The broker's MQTT-over-WebSocket listener for the crew's handheld app (`fieldline
+    # services up` opens it on the local Mosquitto, bound like the MQTT one), and the URL the
+    # app is told at sign-in; empty: ws://<the host name the app signed in at>:<port>.
+    mqtt_ws_port: Annotated[int, Field(ge=1, le=65535)] = 9001
+    mqtt_ws_url: str = ""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -40,6 +46,12 @@ class Settings(BaseSettings):
     max_request_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     # Files uploaded to /api/v1/imports (a utility's GeoPackage is larger than any API body).
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
+
+    # Photos the crews' handhelds upload (PUT /api/v1/uploads/{uuid}), each at most this big.
+    photo_max_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    # How often the crew's handheld sends a fix, told at sign-in: per task kind ("patrol=5"),
+    # `idle` without an open task, `default` for the kinds not named ("kind=seconds,...").
+    gps_intervals_s: str = "patrol=5,default=15,idle=60"
 
     # Redis keys and channels start with this prefix (`fieldline:crews:geo`, `fieldline:live`).
     redis_prefix: str = "fieldline"
@@ -61,6 +73,8 @@ class Settings(BaseSettings):
     # worker of a deployment, false in the others.
     gateway_sparkplug: bool = True
     mqtt_session_expiry_s: Annotated[int, Field(ge=0)] = 3600
+    # Seconds between MQTT keep-alive pings: how soon a silently dead connection is noticed.
+    mqtt_keepalive_s: Annotated[int, Field(ge=1, le=65535)] = 30
     gateway_max_payload_bytes: Annotated[int, Field(ge=64)] = 64 * 1024
     gateway_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     gateway_flush_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
@@ -184,6 +198,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an mqtt:// or mqtts:// URL")
         return value
 
+    @field_validator("mqtt_ws_url")
+    @classmethod
+    def _mqtt_ws_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
     @field_validator("local_crs")
     @classmethod
     def _known_crs(cls, value: str) -> str:
@@ -267,6 +289,11 @@ class Settings(BaseSettings):
     def _verification_min_dwell(cls, value: str) -> str:
         return ",".join(f"{name}={seconds}" for name, seconds in dwell_seconds(value).items())
 
+    @field_validator("gps_intervals_s")
+    @classmethod
+    def _gps_intervals(cls, value: str) -> str:
+        return ",".join(f"{name}={seconds:g}" for name, seconds in gps_intervals(value).items())
+
     @field_validator("verification_radius_cap_m", "verification_coverage_radius_cap_m")
     @classmethod
     def _verification_caps(cls, value: float, info: ValidationInfo) -> float:
@@ -345,6 +372,11 @@ class Settings(BaseSettings):
         return dwell_seconds(self.verification_min_dwell_s)
 
     @property
+    def gps_interval_s(self) -> dict[str, float]:
+        """Seconds between a handheld's fixes: every task kind, `idle` and `default`."""
+        return gps_intervals(self.gps_intervals_s)
+
+    @property
     def notice_backend_names(self) -> tuple[str, ...]:
         return tuple(name for name in self.notice_backends.split(",") if name)
 
@@ -406,6 +438,32 @@ def dwell_seconds(value: str) -> dict[str, int]:
     if missing:
         raise ValueError("missing " + ", ".join(missing))
     return {name: found[name] for name in DWELL_NAMES}
+
+
+def gps_intervals(value: str) -> dict[str, float]:
+    """ "patrol=5,default=15,idle=60" as seconds for every task kind (in the tasks' order),
+    then `idle` and `default`; `default` is required, `idle` defaults to it. ValueError says
+    what is wrong."""
+    from fieldline.server.tasks.models import TASK_KINDS
+
+    names = (*TASK_KINDS, "idle", "default")
+    found: dict[str, float] = {}
+    for part in (part.strip() for part in value.split(",") if part.strip()):
+        name, sep, seconds = (piece.strip() for piece in part.partition("="))
+        if not sep or name not in names:
+            raise ValueError(f"{part!r} is not NAME=SECONDS with a name of {names}")
+        if name in found:
+            raise ValueError(f"{name} is given twice")
+        try:
+            number = float(seconds)
+        except ValueError:
+            number = math.nan
+        if not (1 <= number <= 3600):
+            raise ValueError(f"{name}: {seconds!r} is not a number of seconds from 1 to 3600")
+        found[name] = number
+    if "default" not in found:
+        raise ValueError("missing default")
+    return {name: found.get(name, found["default"]) for name in names}
 
 
 def to_sqlalchemy_url(url: str) -> str:

@@ -16,7 +16,14 @@ FORBIDDEN = {
     "server": ("fieldline.device_gateway",),
 }
 # `home.index` serves the map page to browsers through `map.page`, which checks for itself.
-PUBLIC_ENDPOINTS = {"static", "map.static", "home.index", "health.healthz", "health.readyz"}
+PUBLIC_ENDPOINTS = {
+    "static",
+    "map.static",
+    "crew_app.static",
+    "home.index",
+    "health.healthz",
+    "health.readyz",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

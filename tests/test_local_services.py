@@ -67,6 +67,60 @@ def test_broker_block_is_added_once_and_replaced_in_place(
     assert conf.read_text().count(local_services.BLOCK_START) == 1
 
 
-def test_the_machines_broker_keeps_a_large_queue() -> None:
+def test_the_machines_broker_keeps_a_large_queue_and_a_websocket_listener(
+    settings: Settings,
+) -> None:
     # After `services up`, the local broker's configuration carries the block.
-    assert local_services.broker_block() in local_services.MOSQUITTO_CONF.read_text()
+    text = local_services.MOSQUITTO_CONF.read_text()
+    bind = local_services.mqtt_bind_address(text, 1883)
+    assert bind is not None
+    assert local_services.broker_block(settings.mqtt_ws_port, bind) in text
+
+
+@pytest.mark.parametrize(
+    ("mqtt_listener", "ws_lines"),
+    [
+        ("listener 1883 127.0.0.1", ["listener 9001 127.0.0.1", "socket_domain ipv4"]),
+        ("listener 1883 ::1", ["listener 9001 ::1", "socket_domain ipv6"]),
+        ("listener 1883", ["listener 9001"]),
+    ],
+)
+def test_the_websocket_listener_is_bound_like_the_mqtt_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mqtt_listener: str, ws_lines: list[str]
+) -> None:
+    hups: list[object] = []
+    monkeypatch.setattr(local_services.subprocess, "run", lambda *a, **k: hups.append(a))
+    conf = tmp_path / "mosquitto.conf"
+    original = f"pid_file /run/m.pid\n{mqtt_listener}\nallow_anonymous true\n"
+    conf.write_text(original)
+    assert local_services.configure_broker(conf, lambda line: None, ws_port=9001)
+    assert not local_services.configure_broker(conf, lambda line: None, ws_port=9001)
+    text = conf.read_text()
+    assert text.startswith(original)  # the MQTT listener and anonymous access stay as they are
+    block = text[text.index(local_services.BLOCK_START) :].splitlines()
+    # The listener comes last in the block: options after it are that listener's.
+    assert block[-2 - len(ws_lines) : -1] == [*ws_lines, "protocol websockets"]
+    assert text.count("listener 9001") == 1
+    assert len(hups) == 1
+
+
+def test_an_open_websocket_port_means_no_restart(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        local_services, "restart_broker", lambda *a, **k: pytest.fail("restarted the broker")
+    )
+    lines: list[str] = []
+    local_services.ensure_websockets(settings, report=lines.append)
+    assert lines == [f"mosquitto: WebSocket listener on 127.0.0.1:{settings.mqtt_ws_port}"]
+
+
+def test_a_closed_websocket_port_without_root_names_the_restart(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_services.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(local_services, "answers", lambda host, port, timeout_s=1.0: False)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("pid_file /tmp/m.pid\nlistener 1883 127.0.0.1\n")
+    with pytest.raises(ServicesError, match=r"kill \$\(cat /tmp/m.pid\)"):
+        local_services.ensure_websockets(settings, conf, lambda line: None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from fieldline.device_gateway import metrics
@@ -20,6 +21,7 @@ from fieldline.device_gateway.pipeline import Outcome
 from fieldline.device_gateway.storage import Written, dead_letter_json
 from fieldline.device_gateway.task_handover import TaskHandover
 from fieldline.server.live.services import Live
+from fieldline.server.reports.services import report_event
 from fieldline.server.tasks.services import publish_live
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,14 @@ class Fanout:
                             "value": reading.value,
                         }
                     )
+        # A report's key with the id the database gave it; only new ones came back.
+        report_ids = {key[:3]: key[3] for key in written.inserted.get("field_reports", ())}
+        for outcome in outcomes:
+            for report in outcome.reports:
+                public_id = report_ids.get((report.crew_id, report.ts, report.kind))
+                if public_id is not None:
+                    fields = asdict(report) | {"public_id": public_id}
+                    events.append(report_event(fields | {"received_at": outcome.received_at}))
         if events:
             texts = [LIVE_JSON.encode(event) for event in events]
             self._publish_each(keys=[self.live.keys.channel], args=texts, client=self._pipe)

@@ -150,6 +150,8 @@ TABLES = (
             )
             for r in o.reports
         ],
+        # The id the new report goes out live under (a redelivery returns nothing).
+        returning=("crew_id", "ts", "kind", "public_id"),
     ),
     Table(
         "device_events",

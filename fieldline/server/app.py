@@ -31,6 +31,7 @@ def create_app(
     register_error_handlers(app)
 
     from fieldline.server.assets.views import blueprint as assets
+    from fieldline.server.crew_app.views import blueprint as crew_app
     from fieldline.server.crews.views import blueprint as crews
     from fieldline.server.dispatch.views import blueprint as dispatch
     from fieldline.server.exports.views import blueprint as exports
@@ -42,14 +43,17 @@ def create_app(
     from fieldline.server.map.views import blueprint as web_map
     from fieldline.server.notices.views import blueprint as notices
     from fieldline.server.ogc.views import blueprint as ogc
+    from fieldline.server.reports.views import blueprint as reports
     from fieldline.server.service_levels.views import blueprint as warnings
     from fieldline.server.tasks.views import blueprint as tasks
     from fieldline.server.telemetry.views import blueprint as telemetry
+    from fieldline.server.uploads.views import blueprint as uploads
     from fieldline.server.verification.views import blueprint as verification
 
     app.register_blueprint(home)
     app.register_blueprint(health)
     app.register_blueprint(web_map)
+    app.register_blueprint(crew_app)
     app.register_blueprint(assets, url_prefix="/api/v1/assets")
     app.register_blueprint(imports, url_prefix="/api/v1/imports")
     app.register_blueprint(exports, url_prefix="/api/v1/exports")
@@ -63,4 +67,6 @@ def create_app(
     app.register_blueprint(notices, url_prefix="/api/v1")
     app.register_blueprint(kpis, url_prefix="/api/v1")
     app.register_blueprint(verification, url_prefix="/api/v1")
+    app.register_blueprint(reports, url_prefix="/api/v1/reports")
+    app.register_blueprint(uploads, url_prefix="/api/v1/uploads")
     return app

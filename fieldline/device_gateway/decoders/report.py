@@ -10,8 +10,7 @@ from fieldline.device_gateway.decoders._fields import (
     topic_part,
 )
 from fieldline.device_gateway.messages import DecodeError, FieldReport, Message
-
-KINDS = ("leak", "damage", "attribute_correction", "other")
+from fieldline.server.reports.models import REPORT_KINDS as KINDS
 
 
 def decode(topic: str, payload: bytes) -> list[Message]:

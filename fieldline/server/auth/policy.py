@@ -34,9 +34,15 @@ TASKS = frozenset({"tasks:read", "tasks:write", "tasks:transition"})
 DISPATCH = frozenset({"dispatch:read", "dispatch:write"})
 # Proof of work: reading the checks of crews' traces, and running one again or overriding it.
 VERIFICATION = frozenset({"verification:read", "verification:write"})
+# The crew's handheld: signing in with a bound device, putting photos for its field reports.
+HANDHELD = frozenset({"crews:sign-in", "uploads:write", "uploads:read"})
+# Field reports from the crews: the office reads them and their photos; supervisors review
+# them (accepting a correction edits the asset, as `assets:write` does).
+REPORTS_READ = frozenset({"reports:read", "uploads:read"})
+REPORTS_REVIEW = frozenset({"reports:review"})
 
 # What the office does: dispatchers run the day's work; supervisors and admins also edit the
-# network and provision devices.
+# network, provision devices and review field reports.
 DISPATCH_DESK = (
     frozenset({"assets:read", "assets:history"})
     | OPERATOR_READS
@@ -45,18 +51,20 @@ DISPATCH_DESK = (
     | TASKS
     | DISPATCH
     | VERIFICATION
+    | REPORTS_READ
 )
-SUPERVISION = DISPATCH_DESK | {"assets:write"} | PROVISIONING
+SUPERVISION = DISPATCH_DESK | {"assets:write"} | PROVISIONING | REPORTS_REVIEW | HANDHELD
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": SUPERVISION,
     "supervisor": SUPERVISION,
     "dispatcher": DISPATCH_DESK,
-    "crew_member": frozenset({"assets:read", "tasks:read", "tasks:transition"}),
+    "crew_member": frozenset({"assets:read", "tasks:read", "tasks:transition"}) | HANDHELD,
     "viewer": frozenset(
         {"assets:read", "warnings:read", "kpis:read", "tasks:read", "verification:read"}
     )
-    | FIELD_READS,
+    | FIELD_READS
+    | REPORTS_READ,
     "integration": frozenset(
         {"assets:read", "crews:read", "telemetry:read", "notices:read", "kpis:read"}
     )

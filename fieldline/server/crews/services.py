@@ -341,6 +341,29 @@ def unbind_device(session: Session, crew_public_id: str, kind: str, identifier: 
     session.flush()
 
 
+def signed_in_device(session: Session, crew_public_id: str, device_id: Any) -> tuple[Crew, Device]:
+    """The crew and its handheld (an `own` device) a sign-in names. Until devices carry
+    credentials the binding is the check: NotFound for an unknown crew, InvalidField naming
+    `device_id` for a device that is not this crew's."""
+    try:
+        identifier = _identifier("own", device_id)
+    except InvalidField as exc:
+        raise InvalidField("device_id", f"must be a handheld's name: {exc.detail}") from None
+    crew = get_crew(session, crew_public_id)
+    device = session.scalar(
+        sa.select(Device).where(
+            Device.crew_id == crew.id, Device.kind == "own", Device.identifier == identifier
+        )
+    )
+    if device is None:
+        raise InvalidField(
+            "device_id",
+            f"device {identifier} is not bound to {crew.public_id}; bind it with "
+            f"`fieldline devices add --crew {crew.public_id} --identifier {identifier}`",
+        )
+    return crew, device
+
+
 # --- status and roster ----------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, request
 
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import requires
-from fieldline.server.crews import services
+from fieldline.server.crews import payloads, services
 from fieldline.server.errors import Unprocessable
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
@@ -126,6 +126,13 @@ def unbind_device(crew_id: str, kind: str, identifier: str) -> Any:
     services.unbind_device(db(), crew_id, kind, identifier)
     db().commit()
     return "", 204
+
+
+@blueprint.post("/<crew_id>/sign-in")
+@requires("crews:sign-in")
+def sign_in(crew_id: str) -> Any:
+    crew, device = services.signed_in_device(db(), crew_id, _body().get("device_id"))
+    return payloads.sign_in_json(crew, device, resources().settings, request.host)
 
 
 @blueprint.get("/<crew_id>/positions")

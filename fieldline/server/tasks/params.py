@@ -16,7 +16,7 @@ from fieldline.settings import Settings
 GEOJSON = "application/geo+json"
 
 
-def _choices(params: Mapping[str, str], name: str, known: Sequence[str]) -> tuple[str, ...]:
+def choices(params: Mapping[str, str], name: str, known: Sequence[str]) -> tuple[str, ...]:
     """`state=assigned,accepted` or the parameter repeated."""
     values = [
         value.strip()
@@ -33,9 +33,9 @@ def _choices(params: Mapping[str, str], name: str, known: Sequence[str]) -> tupl
 def parse_task_query(params: Mapping[str, str], settings: Settings) -> TaskQuery:
     since, until = parse_interval(params)
     query = TaskQuery(
-        states=_choices(params, "state", STATES) if "state" in params else (),
-        kinds=_choices(params, "kind", TASK_KINDS) if "kind" in params else (),
-        priorities=_choices(params, "priority", PRIORITIES) if "priority" in params else (),
+        states=choices(params, "state", STATES) if "state" in params else (),
+        kinds=choices(params, "kind", TASK_KINDS) if "kind" in params else (),
+        priorities=choices(params, "priority", PRIORITIES) if "priority" in params else (),
         crew=params.get("crew") or None,
         since=since,
         until=until,

@@ -134,6 +134,28 @@ class FieldReportRow(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     photos: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), nullable=False, server_default="{}")
     received_at: Mapped[datetime] = _received_at()
+    # The id the API and the live stream name a report by (the key above is the device's).
+    public_id: Mapped[str] = mapped_column(
+        sa.Text,
+        nullable=False,
+        unique=True,
+        server_default=sa.text("fieldline_public_id('FR', 'field_reports_public_seq')"),
+    )
+    # A supervisor's review (server/reports/): pending, accepted or rejected, by whom, when,
+    # why (a rejection), and the asset attributes an accepted correction changed.
+    review_status: Mapped[str] = mapped_column(sa.Text, nullable=False, server_default="pending")
+    reviewed_by: Mapped[str | None] = mapped_column(sa.Text)
+    reviewed_at: Mapped[datetime | None] = mapped_column(_TS)
+    review_reason: Mapped[str | None] = mapped_column(sa.Text)
+    applied_fields: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), nullable=False, server_default="{}"
+    )
+    __table_args__ = (
+        sa.CheckConstraint(
+            "review_status IN ('pending', 'accepted', 'rejected')", name="review_status_choice"
+        ),
+        sa.Index("ix_field_reports_review_status_received_at", "review_status", "received_at"),
+    )
 
 
 class DeviceEventRow(Base):

@@ -280,17 +280,39 @@ def quarantined_share(fixes: int, quarantined: dict[str, int]) -> tuple[int, flo
     return received, held / received if received else 0.0
 
 
+@dataclass
+class Traced:
+    work: Work
+    trace: Trace
+    fixes: Fixes
+    quarantined: dict[str, int]  # fixes the gateway quarantined, by reason
+
+
+def trace_work(
+    session: Session,
+    task: Task,
+    crew: str | None,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+) -> Traced:
+    """The task's work and the crew's (public id) trace over [start, end] under the task's
+    rules: how a verification run and the progress of work in hand both see it."""
+    fixes, quarantined = (
+        load_fixes(session, crew, start, end) if crew is not None else (Fixes.of([]), {})
+    )
+    work = load_work(session, task)
+    trace = prepare(fixes, trace_rules(task, settings), _projection(work))
+    return Traced(work, trace, fixes, quarantined)
+
+
 def evaluate(session: Session, task: Task, run: TaskVerification, settings: Settings) -> Findings:
     """What the crew's trace in the run's window shows of the task's work."""
     crew = _run_crew(session, task, run)
-    fixes, quarantined = (
-        load_fixes(session, crew.public_id, run.window_from, run.window_to)
-        if crew is not None
-        else (Fixes.of([]), {})
-    )
-    work = load_work(session, task)
-    rules = trace_rules(task, settings)
-    trace = prepare(fixes, rules, _projection(work))
+    crew_id = None if crew is None else crew.public_id
+    traced = trace_work(session, task, crew_id, run.window_from, run.window_to, settings)
+    work, trace, fixes, quarantined = traced.work, traced.trace, traced.fixes, traced.quarantined
+    rules = trace.rules
     measured, lacking = measure(trace, work, task, settings)
     # Without a single fix, every asset falls short: one sentence says why.
     reasons = (

@@ -86,7 +86,7 @@ def get_run(session: Session, task: Task, number: int | None = None) -> TaskVeri
     return found
 
 
-def _window_start(session: Session, task: Task, completed_at: datetime) -> datetime:
+def window_start(session: Session, task: Task, completed_at: datetime) -> datetime:
     """The crew's latest acceptance at or before the completion; else the latest offer to it
     (an accept the crew never reported); else the task's creation."""
     for actions in (("accept",), ("assign", "transfer")):
@@ -115,7 +115,7 @@ def schedule(
         run=(last or 0) + 1,
         status="pending",
         due_at=due_at,
-        window_from=_window_start(session, task, completed_at),
+        window_from=window_start(session, task, completed_at),
         window_to=completed_at,
     )
     session.add(run)

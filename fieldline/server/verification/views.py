@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, json, render_template, request, url_for
 
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import current_principal, requires
@@ -20,6 +20,7 @@ from fieldline.server.tasks.payloads import history_json, task_json
 from fieldline.server.tasks.services import announce, get_task
 from fieldline.server.verification import payloads, services
 from fieldline.server.verification.params import parse_list_query, parse_run_query
+from fieldline.server.verification.progress import task_progress
 from fieldline.server.verification.report import svg_map
 
 blueprint = Blueprint("verification", __name__, template_folder="templates")
@@ -44,6 +45,15 @@ def show(task_id: str) -> Any:
     task = get_task(db(), task_id)
     run = services.get_run(db(), task, query.run)
     return payloads.run_json(run, task, layers=query.layers)
+
+
+@blueprint.get("/tasks/<task_id>/progress")
+@requires("tasks:read")
+def progress(task_id: str) -> Response:
+    """What the crew's trace shows so far of work in hand (the crew's handheld asks)."""
+    task = get_task(db(), task_id)
+    body = task_progress(db(), task, datetime.now(UTC), resources().settings)
+    return Response(json.dumps(body), mimetype="application/geo+json")
 
 
 @blueprint.get("/tasks/<task_id>/verification/report")
