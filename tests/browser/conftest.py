@@ -5,9 +5,15 @@ Chromium driven headless by Playwright. Every test leaves a screenshot under
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,18 +71,68 @@ def browser_settings(settings: Settings) -> Settings:
     return found
 
 
+@contextmanager
+def serving(settings: Settings, name: str) -> Iterator[str]:
+    """The app behind werkzeug's threaded server in this process, on a free port."""
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["fieldline"].bind.dispose()
+
+
+@contextmanager
+def running_gateway(settings: Settings, name: str, log: Path) -> Iterator[None]:
+    """`fieldline gateway` against `settings`' database and Redis prefix, with a share group
+    and client id of its own (other gateways may run on the same broker); its log printed
+    afterwards (shown when a test fails)."""
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        "FIELDLINE_DATABASE_URL": settings.database_url,
+        "FIELDLINE_REDIS_URL": settings.redis_url,
+        "FIELDLINE_MQTT_URL": settings.mqtt_url,
+        "FIELDLINE_REDIS_PREFIX": settings.redis_prefix,
+        "FIELDLINE_GATEWAY_SHARE_GROUP": f"{name}_{tag}",
+        "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-{name}-{tag}",
+        "FIELDLINE_GATEWAY_METRICS_PORT": "0",
+        "FIELDLINE_GATEWAY_SPARKPLUG": "false",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fieldline.cli", "gateway"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "connected (session present" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the gateway did not connect:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        print(log.read_text(errors="replace"))
+
+
 @pytest.fixture(scope="session")
 def server_url(browser_settings: Settings) -> Iterator[str]:
-    """The app behind werkzeug's threaded server in this process, on a free port."""
-    app = create_app(browser_settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="map-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-    app.extensions["fieldline"].bind.dispose()
+    with serving(browser_settings, "map-server") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

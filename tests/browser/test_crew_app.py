@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,13 +24,11 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expect
-from werkzeug.serving import make_server
 
 from fieldline.gis.db import make_sessionmaker
-from fieldline.server import create_app
 from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.settings import Settings
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, running_gateway, serving
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -73,16 +68,9 @@ def websocket_listener(crew_settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def crew_server(crew_settings: Settings, websocket_listener: None) -> Iterator[str]:
-    """The app (with the test's GPS intervals) behind werkzeug's threaded server."""
-    app = create_app(crew_settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="crew-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-    app.extensions["fieldline"].bind.dispose()
+    """The app with the test's GPS intervals."""
+    with serving(crew_settings, "crew-server") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -98,44 +86,9 @@ def network_middle(browser_engine: sa.Engine) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def gateway(crew_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """`fieldline gateway` against the browser database, with a share group and client id of
-    its own (other gateways may run on the same broker)."""
-    tag = uuid.uuid4().hex[:10]
-    env = {
-        **os.environ,
-        "FIELDLINE_DATABASE_URL": crew_settings.database_url,
-        "FIELDLINE_REDIS_URL": crew_settings.redis_url,
-        "FIELDLINE_MQTT_URL": crew_settings.mqtt_url,
-        "FIELDLINE_REDIS_PREFIX": crew_settings.redis_prefix,
-        "FIELDLINE_GATEWAY_SHARE_GROUP": f"crewapp_{tag}",
-        "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-crewapp-{tag}",
-        "FIELDLINE_GATEWAY_METRICS_PORT": "0",
-        "FIELDLINE_GATEWAY_SPARKPLUG": "false",
-    }
     log = Path(tmp_path_factory.mktemp("gateway")) / "gateway.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fieldline.cli", "gateway"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "connected (session present" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the gateway did not connect:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
+    with running_gateway(crew_settings, "crewapp", log):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        print(log.read_text(errors="replace"))  # shown when a test fails
 
 
 @pytest.fixture

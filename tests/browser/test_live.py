@@ -6,10 +6,6 @@ and acknowledging it takes it off the list."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +24,7 @@ from fieldline.server.live.services import Live
 from fieldline.server.service_levels import services as service_levels
 from fieldline.server.tasks.services import create_task
 from fieldline.settings import Settings
+from tests.browser.conftest import running_gateway
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -76,44 +73,10 @@ def crew_id(browser_engine: sa.Engine, network_middle: tuple[float, float]) -> s
 def gateway(
     browser_settings: Settings, crew_id: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """`fieldline gateway` against the browser database, publishing on the web server's Redis
-    prefix, with a share group and client id of its own (other gateways may run)."""
-    tag = uuid.uuid4().hex[:10]
-    env = {
-        **os.environ,
-        "FIELDLINE_DATABASE_URL": browser_settings.database_url,
-        "FIELDLINE_REDIS_URL": browser_settings.redis_url,
-        "FIELDLINE_MQTT_URL": browser_settings.mqtt_url,
-        "FIELDLINE_REDIS_PREFIX": browser_settings.redis_prefix,
-        "FIELDLINE_GATEWAY_SHARE_GROUP": f"browser_{tag}",
-        "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-browser-{tag}",
-        "FIELDLINE_GATEWAY_METRICS_PORT": "0",
-        "FIELDLINE_GATEWAY_SPARKPLUG": "false",
-    }
+    """The gateway publishing on the web server's Redis prefix."""
     log = Path(tmp_path_factory.mktemp("gateway")) / "gateway.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fieldline.cli", "gateway"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "connected (session present" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the gateway did not connect:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
+    with running_gateway(browser_settings, "browser", log):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        print(log.read_text(errors="replace"))  # shown when a test fails
 
 
 def publish_fix(settings: Settings, crew: str, lon: float, lat: float) -> None:
