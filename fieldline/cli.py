@@ -327,7 +327,16 @@ def demo(fixtures: Path | None, speed: float | None, jobs_per_hour: float) -> No
     "--api",
     "api_url",
     default=None,
-    help="The server the call centre posts tasks to [http://FIELDLINE_HOST:FIELDLINE_PORT].",
+    help="The server the call centre and the --handheld planner use "
+    "[http://FIELDLINE_HOST:FIELDLINE_PORT].",
+)
+@click.option(
+    "--handheld",
+    "handheld_crew",
+    default=None,
+    metavar="CREW_ID",
+    help="A crew worked on the handheld app, not simulated: given a planned job whenever it "
+    "has none open, at most once a minute.",
 )
 def simulate(
     crew_count: int,
@@ -342,6 +351,7 @@ def simulate(
     decline_share: float,
     jobs_per_hour: float,
     api_url: str | None,
+    handheld_crew: str | None,
 ) -> None:
     """Simulated crews, SCADA stations and meters publishing to FIELDLINE_MQTT_URL; the crews
     take the tasks sent to them, and a call centre may create tasks."""
@@ -365,14 +375,22 @@ def simulate(
     except OSError as exc:  # TimeoutError is one
         raise click.ClickException(f"cannot reach {settings.mqtt_url}: {exc}") from None
     stop_calls = threading.Event()
+    api = sim.TaskApi(api_url or sim.server_url(settings.host, settings.port))
     if jobs_per_hour:
         centre = sim.CallCentre(
             sim.Catalogue(sim.FIXTURE_CITY), jobs_per_hour, work_speed, random.Random(seed)
         )
-        api = sim.TaskApi(api_url or sim.server_url(settings.host, settings.port))
         click.echo(f"call centre: {jobs_per_hour * work_speed:g} tasks an hour to {api.url}")
         threading.Thread(
             target=sim.take_calls, args=(centre, api, stop_calls, click.echo), daemon=True
+        ).start()
+    if handheld_crew:
+        planner = sim.HandheldPlanner(
+            sim.Catalogue(sim.FIXTURE_CITY), handheld_crew, random.Random(seed + 1)
+        )
+        click.echo(f"planned work for {handheld_crew} (handheld) through {api.url}")
+        threading.Thread(
+            target=sim.plan_handheld_work, args=(planner, api, stop_calls, click.echo), daemon=True
         ).start()
     try:
         sent = sim.publish_realtime(

@@ -5,7 +5,9 @@ demo crews with every skill, shifts covering today and tomorrow and their device
 gateway worker, the scheduler, and the simulated crews, SCADA stations and call centre in the
 background and the web server in the foreground until Ctrl-C. Every priority is dispatched
 automatically (unless FIELDLINE_AUTO_DISPATCH_PRIORITIES says otherwise), so the call centre's
-tasks reach the crews, which accept them, drive there, work and complete them.
+tasks reach the crews, which accept them, drive there, work and complete them. One more crew,
+the handheld crew, is left to a person on the crew app (`/crew`, signed in with its `own`
+device): the simulation plans jobs for it and does not drive it.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ MIN_DWELL = "FIELDLINE_VERIFICATION_MIN_DWELL_S"
 SLA_ARRIVAL = "FIELDLINE_SLA_ARRIVAL_MINUTES"
 SLA_COMPLETION = "FIELDLINE_SLA_COMPLETION_MINUTES"
 SLA_DUE_SOON = "FIELDLINE_SLA_DUE_SOON_MINUTES"
-OFFER_TIMEOUT = "FIELDLINE_OFFER_TIMEOUT_S"
+HANDHELD_CREW = "Demo handheld crew"
+HANDHELD_DEVICE = "tablet-1"
 # An hour of the working day in ten minutes: calls come and tasks fall due while one watches.
 DEMO_SPEED = 6.0
 
 
-def prepare(settings: Settings, fixtures: Path) -> list[str]:
-    """Everything the demo needs in the database; returns the demo crews' public ids."""
+def prepare(settings: Settings, fixtures: Path) -> tuple[list[str], str]:
+    """Everything the demo needs in the database; returns the simulated demo crews' public
+    ids and the handheld crew's."""
     from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
     from fieldline.gis.importer import find_sources, import_path
     from fieldline.local_services import services_up
@@ -55,9 +59,10 @@ def prepare(settings: Settings, fixtures: Path) -> list[str]:
                 + (f", {len(summary.rejected)} rejected" if summary.rejected else "")
             )
         crews = demo_crews(session)
+        handheld = handheld_crew(session)
         session.commit()
     engine.dispose()
-    return crews
+    return crews, handheld
 
 
 def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
@@ -90,6 +95,22 @@ def demo_crews(session: Session, count: int = DEMO_CREWS) -> list[str]:
     return crew_ids
 
 
+def handheld_crew(session: Session) -> str:
+    """The crew a person works on the crew app, created once (found again by name) with every
+    skill, on shift today and tomorrow, and its handheld bound as an `own` device."""
+    from fieldline.server.crews.models import CREW_SKILLS, Crew
+    from fieldline.server.crews.services import bind_device, create_crew, update_crew
+
+    crew = session.scalar(sa.select(Crew).where(Crew.name == HANDHELD_CREW))
+    if crew is None:
+        crew = create_crew(session, HANDHELD_CREW, "vehicle")
+    if set(crew.skills) != set(CREW_SKILLS):
+        update_crew(session, crew.public_id, {"skills": list(CREW_SKILLS)})
+    on_shift_all_day(session, crew.public_id, datetime.now(UTC))
+    bind_device(session, crew.public_id, "own", HANDHELD_DEVICE)  # again: a no-op
+    return str(crew.public_id)
+
+
 def on_shift_all_day(session: Session, crew_id: str, now: datetime) -> None:
     """24-hour shifts for today and tomorrow (UTC), so the crew is on shift whenever the demo
     runs; a day already covered by a shift of the crew keeps it."""
@@ -109,9 +130,10 @@ def _shorter(values: Mapping[str, float], speed: float) -> str:
 def demo_settings(settings: Settings, speed: float = 1.0) -> Settings:
     """Every priority dispatched automatically; and with crews working and calls coming `speed`
     times faster, every time the work is measured against shortened to match (the promised
-    arrival and completion, the due-soon warning, the offer's timeout, the least times on site
-    of the proof-of-work check), unless the environment says otherwise. Set in the environment
-    too, for the processes the demo starts."""
+    arrival and completion, the due-soon warning, the least times on site of the proof-of-work
+    check), unless the environment says otherwise. The offer's timeout is not: a person on the
+    handheld app needs its usual time to open the app and accept. Set in the environment too,
+    for the processes the demo starts."""
     wanted: dict[str, Callable[[], str]] = {AUTO_DISPATCH: lambda: ",".join(PRIORITIES)}
     if speed != 1.0:
         wanted |= {
@@ -121,7 +143,6 @@ def demo_settings(settings: Settings, speed: float = 1.0) -> Settings:
                 priority_minutes(settings.sla_completion_minutes), speed
             ),
             SLA_DUE_SOON: lambda: str(max(1, round(settings.sla_due_soon_minutes / speed))),
-            OFFER_TIMEOUT: lambda: str(settings.offer_timeout_s / speed),
         }
     updates = {name: value() for name, value in wanted.items() if name not in os.environ}
     if not updates:
@@ -132,9 +153,14 @@ def demo_settings(settings: Settings, speed: float = 1.0) -> Settings:
 
 
 def helpers(
-    settings: Settings, crews: list[str], speed: float, jobs_per_hour: float
+    settings: Settings,
+    crews: list[str],
+    speed: float,
+    jobs_per_hour: float,
+    handheld: str | None = None,
 ) -> list[list[str]]:
-    """The processes beside the web server: a gateway worker, the scheduler, the simulation."""
+    """The processes beside the web server: a gateway worker, the scheduler, the simulation
+    (which plans work for the `handheld` crew and leaves the rest of it to a person)."""
     from fieldline.cli import main
     from fieldline.device_gateway.simulator import server_url
 
@@ -144,6 +170,8 @@ def helpers(
     simulate += ["--api", server_url(settings.host, settings.port)]
     for crew in crews:
         simulate += ["--crew", crew]
+    if handheld is not None:
+        simulate += ["--handheld", handheld]
     commands = [[*fieldline, "gateway"]]
     if "scheduler" in main.commands:
         commands.append([*fieldline, "scheduler"])
@@ -166,7 +194,7 @@ def background(commands: list[list[str]]) -> Iterator[None]:
                 process.kill()
 
 
-def announce(settings: Settings, crews: list[str]) -> None:
+def announce(settings: Settings, crews: list[str], handheld: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     click.echo("")
     click.echo(f"Fieldline demo: {base}/")
@@ -181,6 +209,14 @@ def announce(settings: Settings, crews: list[str]) -> None:
     click.echo(f"  a crew's track:       {base}/api/v1/crews/{crews[0]}/positions")
     click.echo(f"  tasks, KPIs:          {base}/api/v1/tasks   {base}/api/v1/kpis")
     click.echo(f"  readiness:            {base}/readyz")
+    click.echo(
+        f"  crew app:             {base}/crew/   sign in as crew {handheld} "
+        f"with device {HANDHELD_DEVICE}"
+    )
+    click.echo(
+        "                        (a job is offered to it whenever it has none open; accept "
+        f"within {settings.offer_timeout_s / 60:g} min)"
+    )
     click.echo("Press Ctrl-C to stop.")
     click.echo("")
 
@@ -196,9 +232,9 @@ def run(
     from fieldline.server.wsgi import serve
 
     settings = demo_settings(settings or get_settings(), speed)
-    crews = prepare(settings, fixtures)
-    with background(helpers(settings, crews, speed, jobs_per_hour)):
-        announce(settings, crews)
+    crews, handheld = prepare(settings, fixtures)
+    with background(helpers(settings, crews, speed, jobs_per_hour, handheld)):
+        announce(settings, crews, handheld)
         serve(settings, settings.host, settings.port)
 
 

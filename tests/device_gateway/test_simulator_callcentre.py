@@ -7,15 +7,12 @@ import random
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import mean
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.orm import Session
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from fieldline.device_gateway.simulator import CallCentre, Catalogue, TaskApi, take_calls
 from fieldline.device_gateway.simulator.callcentre import MIX, ApiError, server_url
@@ -68,17 +65,6 @@ def test_calls_come_at_the_rate_asked_times_the_speed(catalogue: Catalogue) -> N
     assert 10.0 * 0.95 <= mean(gaps) <= 10.0 * 1.05  # 360 an hour: one every 10 s
     with pytest.raises(ValueError):
         CallCentre(catalogue, jobs_per_hour=0, speed=1, rng=random.Random(2))
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    """The app behind a real HTTP server on a free port (the test's rolled-back connection)."""
-    http: BaseWSGIServer = make_server("127.0.0.1", 0, app)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield server_url("127.0.0.1", http.server_port)
-    http.shutdown()
-    thread.join(5)
 
 
 def test_every_kind_of_call_becomes_a_task_through_the_api(

@@ -6,7 +6,8 @@ demo, load runs and tests.
 and for positions the true track behind them); `Simulator.deliver` hands a crew what came on
 its inbox topic, and the crew works the tasks (jobs.py). `publish_realtime` sends the
 publications to a broker at wall-clock pace, with the crews' inboxes (`CrewInboxes`) read from
-the broker; `take_calls` posts the call centre's tasks to the server's API.
+the broker; `take_calls` posts the call centre's tasks to the server's API, and
+`plan_handheld_work` keeps a crew worked on the handheld app supplied with planned jobs.
 """
 
 from fieldline.device_gateway.simulator.callcentre import (
@@ -23,6 +24,7 @@ from fieldline.device_gateway.simulator.crews import (
     default_crew_ids,
 )
 from fieldline.device_gateway.simulator.gps import GpsFix
+from fieldline.device_gateway.simulator.handheld import HandheldPlanner, plan_handheld_work
 from fieldline.device_gateway.simulator.inbox import CrewInboxes
 from fieldline.device_gateway.simulator.jobs import WorkPace
 from fieldline.device_gateway.simulator.publication import Publication
@@ -54,6 +56,7 @@ __all__ = [
     "CrewInboxes",
     "CrewSpec",
     "GpsFix",
+    "HandheldPlanner",
     "MeterSpec",
     "Publication",
     "SimClock",
@@ -70,6 +73,7 @@ __all__ = [
     "demand_factor",
     "load_meter_specs",
     "load_station_specs",
+    "plan_handheld_work",
     "publish_realtime",
     "server_url",
     "start_time",

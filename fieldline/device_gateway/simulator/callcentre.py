@@ -14,6 +14,7 @@ import json
 import random
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
@@ -315,28 +316,42 @@ def server_url(host: str, port: int) -> str:
 
 
 class TaskApi:
-    """The server's task endpoint, over HTTP."""
+    """The server's task and dispatch endpoints, over HTTP."""
 
     def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
         self.url = base_url.rstrip("/") + "/api/v1/tasks"
         self.timeout_s = timeout_s
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", self.url, body)
+
+    def open_tasks(self, crew_id: str, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The crew's tasks in `states` (`GET /api/v1/tasks?crew=&state=`)."""
+        query = urllib.parse.urlencode({"crew": crew_id, "state": ",".join(states)})
+        tasks: list[dict[str, Any]] = self._send("GET", f"{self.url}?{query}")["tasks"]
+        return tasks
+
+    def assign(self, task_id: str, crew_id: str) -> dict[str, Any]:
+        """Offer the task to the crew as a dispatcher does (`POST /api/v1/tasks/{id}/assign`)."""
+        url = f"{self.url}/{urllib.parse.quote(task_id)}/assign"
+        return self._send("POST", url, {"crew": crew_id})
+
+    def _send(self, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(
-            self.url,
-            data=json.dumps(body).encode(),
+            url,
+            data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                created: dict[str, Any] = json.load(response)
-                return created
+                answer: dict[str, Any] = json.load(response)
+                return answer
         except urllib.error.HTTPError as exc:
             problem = exc.read().decode(errors="replace")[:500]
-            raise ApiError(f"{exc.code} from {self.url}: {problem}") from None
+            raise ApiError(f"{exc.code} from {url}: {problem}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise ApiError(f"cannot reach {self.url}: {exc}") from None
+            raise ApiError(f"cannot reach {url}: {exc}") from None
 
 
 def take_calls(
