@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -53,6 +53,7 @@ LOCK_CHECK_S = 10.0  # how often the leader makes sure its lock connection is al
 JOB_MODULES: tuple[str, ...] = (
     "fieldline.server.dispatch.jobs",
     "fieldline.server.verification.jobs",
+    "fieldline.server.alarms.jobs",
 )
 
 JOB_RUNS = Counter("fieldline_scheduler_job_runs_total", "Job runs that succeeded", ["job"])
@@ -89,18 +90,27 @@ class Job:
     name: str
     interval_s: float
     run: Callable[[JobContext], object]  # what it returns is logged at DEBUG
+    # The setting that gives the interval instead, when there is one (`all_jobs(settings)`).
+    interval_setting: str | None = None
 
 
 JOBS: dict[str, Job] = {}
 
 
-def register(name: str, interval_s: float, run: Callable[[JobContext], object]) -> Job:
-    """Add a job to every scheduler started afterwards; names are unique."""
+def register(
+    name: str,
+    interval_s: float,
+    run: Callable[[JobContext], object],
+    *,
+    interval_setting: str | None = None,
+) -> Job:
+    """Add a job to every scheduler started afterwards; names are unique. `interval_setting`
+    names the setting that overrides `interval_s` when the scheduler starts."""
     if name in JOBS:
         raise ValueError(f"a job named {name!r} is registered already")
     if interval_s <= 0:
         raise ValueError("interval_s must be positive")
-    job = Job(name, interval_s, run)
+    job = Job(name, interval_s, run, interval_setting)
     JOBS[name] = job
     return job
 
@@ -168,7 +178,8 @@ def builtin_jobs() -> list[Job]:
     ]
 
 
-def all_jobs() -> list[Job]:
+def all_jobs(settings: Settings | None = None) -> list[Job]:
+    """Every job; with `settings`, the intervals that settings give."""
     for module in JOB_MODULES:
         importlib.import_module(module)
     jobs = builtin_jobs()
@@ -176,7 +187,15 @@ def all_jobs() -> list[Job]:
     clashes = taken & set(JOBS)
     if clashes:
         raise ValueError(f"registered jobs clash with built-in ones: {', '.join(sorted(clashes))}")
-    return jobs + list(JOBS.values())
+    jobs += JOBS.values()
+    if settings is None:
+        return jobs
+    return [
+        replace(job, interval_s=float(getattr(settings, job.interval_setting)))
+        if job.interval_setting
+        else job
+        for job in jobs
+    ]
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -319,7 +338,7 @@ def run(settings: Settings) -> None:
         notifiers(settings),
         inbox=lambda crew, message: inbox.send(crew, message).delivered,
     )
-    scheduler = Scheduler(all_jobs(), context, lock_engine)
+    scheduler = Scheduler(all_jobs(settings), context, lock_engine)
     stop = threading.Event()
 
     def _signal(signum: int, _frame: FrameType | None) -> None:

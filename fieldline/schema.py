@@ -6,6 +6,7 @@ geographic core never has to import the server's models.
 
 from __future__ import annotations
 
+import fieldline.server.alarms.models
 import fieldline.server.crews.models
 import fieldline.server.notices.models
 import fieldline.server.service_levels.models

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -170,6 +170,16 @@ class Settings(BaseSettings):
     verification_max_jumps: Annotated[int, Field(ge=0)] = 0
     verification_max_quarantined_share: Annotated[float, Field(ge=0, le=1)] = 0.2
 
+    # SCADA alarms (server/alarms/): rules every deployment starts with, in the syntax of
+    # server/alarms/rules.py (`[SCOPE/]TEST:SEVERITY[:OPTION...]`, comma-separated; empty:
+    # none), and how often the scheduler judges the readings that came in.
+    alarm_rules_default: str = (
+        "pressure_kpa<250:high:deadband=20:delay=60s,"
+        "pressure_kpa>700:medium:deadband=20:delay=60s,"
+        "chlorine_mgl<0.2:high:deadband=0.05:delay=5m"
+    )
+    alarm_evaluate_s: Annotated[float, Field(ge=1, le=300)] = 5.0
+
     # `fieldline scheduler`: Prometheus /metrics on this port (0: none).
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9109
 
@@ -284,6 +294,13 @@ class Settings(BaseSettings):
                     )
         return ",".join(f"{priority}={count}" for priority, count in minutes.items())
 
+    @field_validator("alarm_rules_default")
+    @classmethod
+    def _alarm_rules(cls, value: str) -> str:
+        from fieldline.server.alarms.rules import parse_rules
+
+        return ",".join(term for term, _ in parse_rules(value))
+
     @field_validator("verification_min_dwell_s")
     @classmethod
     def _verification_min_dwell(cls, value: str) -> str:
@@ -375,6 +392,13 @@ class Settings(BaseSettings):
     def gps_interval_s(self) -> dict[str, float]:
         """Seconds between a handheld's fixes: every task kind, `idle` and `default`."""
         return gps_intervals(self.gps_intervals_s)
+
+    @property
+    def alarm_default_rules(self) -> list[tuple[str, Any]]:
+        """FIELDLINE_ALARM_RULES_DEFAULT as (term, RuleSpec) pairs."""
+        from fieldline.server.alarms.rules import parse_rules
+
+        return parse_rules(self.alarm_rules_default)
 
     @property
     def notice_backend_names(self) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ def create_app(
     app.teardown_appcontext(close_db)
     register_error_handlers(app)
 
+    from fieldline.server.alarms.views import blueprint as alarms
     from fieldline.server.assets.views import blueprint as assets
     from fieldline.server.crew_app.views import blueprint as crew_app
     from fieldline.server.crews.views import blueprint as crews
@@ -62,6 +63,7 @@ def create_app(
     app.register_blueprint(tasks, url_prefix="/api/v1/tasks")
     app.register_blueprint(dispatch, url_prefix="/api/v1")
     app.register_blueprint(telemetry, url_prefix="/api/v1")
+    app.register_blueprint(alarms, url_prefix="/api/v1")
     app.register_blueprint(live, url_prefix="/api/v1")
     app.register_blueprint(warnings, url_prefix="/api/v1")
     app.register_blueprint(notices, url_prefix="/api/v1")

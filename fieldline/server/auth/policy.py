@@ -40,6 +40,11 @@ HANDHELD = frozenset({"crews:sign-in", "uploads:write", "uploads:read"})
 # them (accepting a correction edits the asset, as `assets:write` does).
 REPORTS_READ = frozenset({"reports:read", "uploads:read"})
 REPORTS_REVIEW = frozenset({"reports:review"})
+# SCADA alarms: everyone who watches the network reads them; dispatchers acknowledge them;
+# supervisors set the rules that raise them.
+ALARMS_READ = frozenset({"alarms:read"})
+ALARMS_ACKNOWLEDGE = frozenset({"alarms:acknowledge"})
+ALARM_RULES = frozenset({"alarm-rules:write"})
 
 # What the office does: dispatchers run the day's work; supervisors and admins also edit the
 # network, provision devices and review field reports.
@@ -52,8 +57,12 @@ DISPATCH_DESK = (
     | DISPATCH
     | VERIFICATION
     | REPORTS_READ
+    | ALARMS_READ
+    | ALARMS_ACKNOWLEDGE
 )
-SUPERVISION = DISPATCH_DESK | {"assets:write"} | PROVISIONING | REPORTS_REVIEW | HANDHELD
+SUPERVISION = (
+    DISPATCH_DESK | {"assets:write"} | PROVISIONING | REPORTS_REVIEW | HANDHELD | ALARM_RULES
+)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": SUPERVISION,
@@ -64,11 +73,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {"assets:read", "warnings:read", "kpis:read", "tasks:read", "verification:read"}
     )
     | FIELD_READS
-    | REPORTS_READ,
+    | REPORTS_READ
+    | ALARMS_READ,
     "integration": frozenset(
         {"assets:read", "crews:read", "telemetry:read", "notices:read", "kpis:read"}
     )
-    | {"tasks:read", "tasks:write"},
+    | {"tasks:read", "tasks:write"}
+    | ALARMS_READ,
 }
 
 
