@@ -82,7 +82,12 @@ const PAINT = {
   },
   pipes: {
     type: 'line',
-    layout: { 'line-cap': 'round', 'line-join': 'round' },
+    // Round ends and joins only where lines are wide enough to show them: below zoom 15 a main
+    // is a pixel or two wide, and rounding tens of thousands of them is work for nothing.
+    layout: {
+      'line-cap': ['step', ['zoom'], 'butt', 15, 'round'],
+      'line-join': ['step', ['zoom'], 'miter', 15, 'round'],
+    },
     paint: {
       'line-color': byValue('material', PIPE_MATERIALS),
       'line-width': byZoom(10, pipeWidth(0.5), 15, pipeWidth(1.2), 19, pipeWidth(3)),

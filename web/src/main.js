@@ -63,7 +63,9 @@ const catchUp = () => {
   tasks?.load();
   warnings.load();
 };
-map.once('load', () => {
+// The live layers need only the style, not the first full render: their reads then run while
+// the tiles are still on their way, instead of after them.
+map.once('style.load', () => {
   crews = createCrewsLayer(map, config, { onError: failed });
   tasks = createTasksLayer(map, config, { onError: failed });
   for (const { name } of liveLayers) {

@@ -55,6 +55,8 @@ export function createMap(container, config, { onTileError, padding } = {}) {
     pitchWithRotate: false,
     touchPitch: false,
     attributionControl: { compact: true },
+    // Symbols (the tasks) appear at once: a fade only holds back the map's `idle`.
+    fadeDuration: 0,
     ...opening,
   });
   map.touchZoomRotate.disableRotation();

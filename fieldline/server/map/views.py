@@ -4,6 +4,7 @@ by `make web`."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from functools import lru_cache
 from pathlib import Path
@@ -93,6 +94,11 @@ def tile(layer: str, z: str, x: str, y: str) -> Response:
         del response.headers["Content-Type"]
     else:
         response = Response(body, mimetype=services.MEDIA_TYPE)
+        if request.accept_encodings["gzip"]:
+            # A tile's coordinates and ids halve in gzip, for a few ms of the server's time.
+            response.set_data(gzip.compress(body, compresslevel=services.GZIP_LEVEL))
+            response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
         response.add_etag()
     response.headers["Cache-Control"] = f"private, max-age={services.MAX_AGE_S}"
     response.make_conditional(request)  # 304 when the browser holds this tile already

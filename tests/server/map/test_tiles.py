@@ -3,6 +3,7 @@ compared with the fixture files, the independent side."""
 
 from __future__ import annotations
 
+import gzip
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pyogrio import raw
 from pyproj import Transformer
 from shapely.geometry import box, shape
 
-from fieldline.server.map.services import TILE_BUFFER, TILE_EXTENT
+from fieldline.server.map.services import GENERALISED_EXTENT, TILE_BUFFER, TILE_EXTENT
 
 CENTRE = (24.944, 60.172)  # in the middle of the fixture city
 TO_MERCATOR = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
@@ -114,7 +115,20 @@ def test_meters_come_from_zoom_16(client: FlaskClient, tmp_path: Path) -> None:
     assert tile["rows"] and all(row["id"].startswith("M-") for row in tile["rows"])
 
 
-def test_below_zoom_12_only_trunk_mains_are_drawn(
+def mercator(geometry: shapely.Geometry) -> shapely.Geometry:
+    return shapely.transform(
+        geometry, lambda xy: list(zip(*TO_MERCATOR.transform(*xy.T), strict=True))
+    )
+
+
+def farthest(vertices_of: shapely.Geometry, geometry: shapely.Geometry) -> float:
+    """How far the farthest vertex of the first geometry lies from the second."""
+    return float(
+        shapely.distance(shapely.points(shapely.get_coordinates(vertices_of)), geometry).max()
+    )
+
+
+def test_below_zoom_12_only_trunk_mains_are_drawn_one_feature_per_style(
     client: FlaskClient, fixture_features: Any, tmp_path: Path
 ) -> None:
     z = 11
@@ -122,12 +136,69 @@ def test_below_zoom_12_only_trunk_mains_are_drawn(
     pipes = fixture_features("pipes")
     assert all(shape(f["geometry"]).within(tile_box(z, x, y)) for f in pipes)
     tile = read_tile(tmp_path, get_tile(client, "pipes", z, x, y).data, "pipes", z, x, y)
-    trunk = {f["id"] for f in pipes if f["properties"]["diameter_mm"] >= 300}
-    assert trunk and {row["id"] for row in tile["rows"]} == trunk
-    # From zoom 12 every main is there again.
+    styles = ("material", "diameter_mm", "status")
+    # The trunk mains of one look (material, diameter, status) travel as one feature, no id.
+    assert tile["fields"] == set(styles)
+    trunk: dict[tuple[Any, ...], list[shapely.Geometry]] = {}
+    for feature in pipes:
+        if feature["properties"]["diameter_mm"] >= 300:
+            key = tuple(feature["properties"][name] for name in styles)
+            trunk.setdefault(key, []).append(mercator(shape(feature["geometry"])))
+    found = {
+        tuple(row[name] for name in styles): geometry
+        for row, geometry in zip(tile["rows"], tile["geometries"], strict=True)
+    }
+    assert trunk and len(found) == len(tile["rows"]) and set(found) <= set(trunk)
+    # Each feature draws its mains snapped to the generalised tile's grid; a main shorter than
+    # a unit of that grid (half a screen pixel) may collapse and be left out.
+    grid_m = 2 * MERCATOR_HALF_M / 2**z / GENERALISED_EXTENT
+    drawn = 0
+    for key, mains in trunk.items():
+        long = [main for main in mains if main.length > 2 * grid_m]
+        if not long:
+            continue
+        drawn += len(long)
+        assert key in found
+        assert farthest(found[key], shapely.union_all(mains)) <= grid_m, key
+        assert all(farthest(main, found[key]) <= grid_m for main in long), key
+    assert drawn > len(found)
+    # From zoom 12 every main is there again, each its own feature.
     x, y = tile_at(*CENTRE, 12)
     tile = read_tile(tmp_path, get_tile(client, "pipes", 12, x, y).data, "pipes", 12, x, y)
-    assert {row["id"] for row in tile["rows"]} > trunk
+    assert {row["id"] for row in tile["rows"]} == {f["id"] for f in pipes}
+
+
+def test_a_changed_pipe_shows_on_the_next_tile_load(
+    client: FlaskClient, fixture_features: Any, tmp_path: Path
+) -> None:
+    trunk = [f for f in fixture_features("pipes") if f["properties"]["diameter_mm"] >= 300]
+    pipe = max(trunk, key=lambda f: mercator(shape(f["geometry"])).length)
+    lon, lat = shape(pipe["geometry"]).centroid.coords[0]
+    was = pipe["properties"]["material"]
+    now = next(m for m in ("steel", "PE") if m != was)
+    # Both tiles are read once before the change, as a map would have them.
+    tiles = {z: tile_at(lon, lat, z) for z in (11, 15)}
+    for z, (x, y) in tiles.items():
+        assert get_tile(client, "pipes", z, x, y).status_code == 200
+    response = client.patch(
+        f"/api/v1/assets/pipes/{pipe['id']}",
+        json={"type": "Feature", "properties": {"material": now}},
+    )
+    assert response.status_code == 200, response.json
+
+    x, y = tiles[15]
+    tile = read_tile(tmp_path, get_tile(client, "pipes", 15, x, y).data, "pipes", 15, x, y)
+    assert {row["id"]: row["material"] for row in tile["rows"]}[pipe["id"]] == now
+    # Generalised: the pipe is drawn with the mains of its new look.
+    x, y = tiles[11]
+    tile = read_tile(tmp_path, get_tile(client, "pipes", 11, x, y).data, "pipes", 11, x, y)
+    look = (now, pipe["properties"]["diameter_mm"], pipe["properties"]["status"])
+    found = {
+        (row["material"], row["diameter_mm"], row["status"]): geometry
+        for row, geometry in zip(tile["rows"], tile["geometries"], strict=True)
+    }
+    grid_m = 2 * MERCATOR_HALF_M / 2**11 / GENERALISED_EXTENT
+    assert farthest(mercator(shape(pipe["geometry"])), found[look]) <= grid_m
 
 
 def test_stations_list_their_metrics(
@@ -159,6 +230,23 @@ def test_tiles_are_cached_for_a_while_and_revalidated(client: FlaskClient) -> No
     etag = first.headers["ETag"]
     again = client.get(f"/tiles/pipes/15/{x}/{y}.mvt", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
+
+
+def test_tiles_travel_gzipped_to_those_that_take_it(client: FlaskClient) -> None:
+    x, y = tile_at(*CENTRE, 15)
+    plain = get_tile(client, "pipes", 15, x, y)
+    assert "Content-Encoding" not in plain.headers
+    path = f"/tiles/pipes/15/{x}/{y}.mvt"
+    packed = client.get(path, headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.status_code == 200
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data)
+    # Each form has its own ETag, and either is revalidated.
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    headers = {"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
+    assert client.get(path, headers=headers).status_code == 304
 
 
 @pytest.mark.parametrize(
