@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,16 @@ import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page, expect
+from sqlalchemy.dialects.postgresql import insert
 
 from fieldline.gis.db import make_sessionmaker
+from fieldline.scheduler import JobContext
+from fieldline.server.alarms.jobs import alarms_job
 from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.server.live.services import Live
 from fieldline.server.service_levels import services as service_levels
 from fieldline.server.tasks.services import create_task
+from fieldline.server.telemetry.models import TelemetryReading
 from fieldline.settings import Settings
 from tests.browser.conftest import running_gateway
 
@@ -218,3 +223,47 @@ def test_an_overdue_warning_is_listed_and_acknowledged(
     expect(page.locator(f'.fl-warning[data-task="{task_id}"]')).to_have_count(0)
     active = page.request.get(server_url + "/api/v1/warnings?active=true").json()["warnings"]
     assert task_id not in {warning["task_id"] for warning in active}
+
+
+def test_an_alarm_is_listed_acknowledged_and_gone_when_it_clears(
+    page: Page, server_url: str, browser_settings: Settings, browser_engine: sa.Engine
+) -> None:
+    """The default rule `pressure_kpa<250:high:deadband=20:delay=60s` on a pressure station:
+    readings inserted as the gateway stores them, the scheduler's alarms job run."""
+    open_live_map(page, server_url)
+    live = Live.from_url(browser_settings.redis_url, browser_settings.redis_prefix)
+    context = JobContext(browser_settings, browser_engine, live, {})
+    station = "S-000004"  # a pressure station of the fixture city
+    try:
+        alarms_job(context)  # the default rules in the table, watching from now
+        start = datetime.now(UTC) + timedelta(seconds=1)
+        pressures = [231.0] * 10 + [275.0] * 3  # 90 s low, then above 250 + 20
+        rows = [
+            {"station_id": station, "metric": "pressure_kpa",
+             "ts": start + timedelta(seconds=10 * i), "value": value}
+            for i, value in enumerate(pressures[:10])
+        ]  # fmt: skip
+        with browser_engine.begin() as connection:
+            connection.execute(insert(TelemetryReading).values(rows).on_conflict_do_nothing())
+        alarms_job(replace(context, clock=lambda: start + timedelta(seconds=100)))
+
+        item = page.locator('.fl-warning[data-level="alarm-high"]').filter(has_text=station)
+        expect(item).to_be_visible(timeout=WAIT_MS)
+        expect(item).to_contain_text("High alarm")
+        item.get_by_role("button", name=f"Acknowledge the alarm on {station}").click()
+        expect(item).to_contain_text("acknowledged by")
+        expect(item.locator(".fl-ack")).to_have_count(0)
+        open_alarms = page.request.get(server_url + "/api/v1/alarms?state=open").json()["alarms"]
+        assert [a["state"] for a in open_alarms if a["station_id"] == station] == ["acknowledged"]
+
+        recovery = [
+            {"station_id": station, "metric": "pressure_kpa",
+             "ts": start + timedelta(seconds=100 + 10 * i), "value": value}
+            for i, value in enumerate(pressures[10:])
+        ]  # fmt: skip
+        with browser_engine.begin() as connection:
+            connection.execute(insert(TelemetryReading).values(recovery).on_conflict_do_nothing())
+        alarms_job(replace(context, clock=lambda: start + timedelta(seconds=140)))
+        expect(item).to_have_count(0, timeout=WAIT_MS)
+    finally:
+        live.client.close()

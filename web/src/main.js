@@ -50,6 +50,8 @@ const warnings = createWarningsPanel(document.getElementById('warnings'), config
     flyToTask(map, config, tasks, taskId).catch(failed);
     actions.openTask(taskId);
   },
+  // An alarm's station: close enough to see the pipes and valves around it.
+  locatePlace: (lonLat) => map.flyTo({ center: lonLat, zoom: Math.max(map.getZoom(), 16) }),
   onError: failed,
 });
 // Clicking a task or an asset opens its panel, with what can be done there.

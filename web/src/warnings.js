@@ -1,12 +1,19 @@
-// The warnings panel: service-level warnings (due soon, overdue) from GET /api/v1/warnings
-// and the live `sla` events, failed or impossible verifications and auto-dispatch misses from
-// the live stream; newest first, a count badge, a brief highlight (never a sound) on new ones.
-// Each names its task (a button that flies the map there); SLA warnings are acknowledged on
-// the server, the others dismissed on this page.
+// The warnings panel: open SCADA alarms (GET /api/v1/alarms and the live `alarm` events),
+// service-level warnings (due soon, overdue) from GET /api/v1/warnings and the live `sla`
+// events, failed or impossible verifications and auto-dispatch misses from the live stream;
+// newest first, a count badge, a brief highlight (never a sound) on new ones. Each names its
+// task or station (a button that flies the map there); alarms and SLA warnings are
+// acknowledged on the server (an acknowledged alarm stays listed until it clears), the others
+// dismissed on this page.
 
 import { ApiError, getJson, postJson } from './api.js';
 
 const HIGHLIGHT_MS = 4000;
+// What is acknowledged on the server, and where; the rest is dismissed on this page.
+const ACKNOWLEDGED = {
+  sla: (prefix, warning) => `${prefix}/warnings/${warning.id}/acknowledge`,
+  alarm: (prefix, warning) => `${prefix}/alarms/${encodeURIComponent(warning.id)}/acknowledge`,
+};
 const DEBOUNCE_MS = 600;
 const TIMERS = { arrival: 'arrival', completion: 'completion' };
 
@@ -28,6 +35,29 @@ function fromSla(warning) {
     at: Date.parse(warning.raised_at),
     title: `${level}: ${timer} ${warning.level === 'overdue' ? 'was due' : 'due'} ${timeText(warning.due_at)}`,
     detail: [warning.task?.priority, warning.task?.title, warning.crew_id].filter(Boolean).join(' · '),
+  };
+}
+
+const SEVERITY = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' };
+
+/** An open alarm of the API or an `alarm` event. */
+function fromAlarm(alarm) {
+  const value = alarm.value === null || alarm.value === undefined ? '' : ` (${alarm.value})`;
+  return {
+    key: `alarm:${alarm.id}`,
+    id: alarm.id,
+    kind: 'alarm',
+    level: `alarm-${alarm.severity}`,
+    state: alarm.state,
+    subject: alarm.station_id,
+    place: Number.isFinite(alarm.lon) && Number.isFinite(alarm.lat) ? [alarm.lon, alarm.lat] : null,
+    at: Date.parse(alarm.raised_at) || Date.now(),
+    title: `${SEVERITY[alarm.severity] ?? alarm.severity} alarm: ${alarm.condition}${value}`,
+    detail: [
+      alarm.station_name,
+      `since ${timeText(alarm.since ?? alarm.raised_at)}`,
+      alarm.state === 'acknowledged' ? `acknowledged by ${alarm.acknowledged_by}` : null,
+    ].filter(Boolean).join(' · '),
   };
 }
 
@@ -59,9 +89,10 @@ function fromDispatch(event) {
 /**
  * @param {HTMLElement} panel the page's #warnings element
  * @param {{api_prefix: string}} config
- * @param {{locate: (taskId: string) => void, onError?: (error: Error) => void}} options
+ * @param {{locate: (taskId: string) => void, locatePlace?: (lonLat: [number, number]) => void,
+ *   onError?: (error: Error) => void}} options
  */
-export function createWarningsPanel(panel, config, { locate, onError }) {
+export function createWarningsPanel(panel, config, { locate, locatePlace, onError }) {
   const items = new Map(); // key -> warning
   const fresh = new Set(); // keys highlighted as new
   const list = panel.querySelector('.fl-warning-list');
@@ -81,15 +112,22 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
     item.className = 'fl-warning';
     item.dataset.key = warning.key;
     item.dataset.level = warning.level;
-    item.dataset.task = warning.taskId;
+    if (warning.taskId) item.dataset.task = warning.taskId;
     if (fresh.has(warning.key)) item.classList.add('fl-new');
 
+    const subject = warning.taskId ?? warning.subject;
     const task = document.createElement('button');
     task.type = 'button';
     task.className = 'fl-task-link';
-    task.textContent = warning.taskId;
-    task.setAttribute('aria-label', `Show task ${warning.taskId} on the map`);
-    task.addEventListener('click', () => locate(warning.taskId));
+    task.textContent = subject;
+    if (warning.kind === 'alarm') {
+      task.setAttribute('aria-label', `Show station ${subject} on the map`);
+      task.disabled = !warning.place;
+      task.addEventListener('click', () => locatePlace?.(warning.place));
+    } else {
+      task.setAttribute('aria-label', `Show task ${subject} on the map`);
+      task.addEventListener('click', () => locate(warning.taskId));
+    }
     const title = document.createElement('span');
     title.className = 'fl-warning-title';
     title.textContent = warning.title;
@@ -103,11 +141,12 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
       detail.textContent = warning.detail;
       item.append(detail);
     }
+    if (warning.kind === 'alarm' && warning.state !== 'active') return item; // until it clears
     const done = document.createElement('button');
     done.type = 'button';
     done.className = 'fl-ack';
-    done.textContent = warning.kind === 'sla' ? 'Acknowledge' : 'Dismiss';
-    done.setAttribute('aria-label', `${done.textContent} the warning on ${warning.taskId}`);
+    done.textContent = ACKNOWLEDGED[warning.kind] ? 'Acknowledge' : 'Dismiss';
+    done.setAttribute('aria-label', `${done.textContent} the ${warning.kind === 'alarm' ? 'alarm' : 'warning'} on ${subject}`);
     done.addEventListener('click', () => settle(warning, done));
     item.append(done);
     return item;
@@ -135,7 +174,7 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
     if (isNew && !known) {
       fresh.add(warning.key);
       panel.classList.add('fl-alerting');
-      announce.textContent = `New warning on ${warning.taskId}: ${warning.title}`;
+      announce.textContent = `New warning on ${warning.taskId ?? warning.subject}: ${warning.title}`;
       setTimeout(() => {
         fresh.delete(warning.key);
         list.querySelector(`[data-key="${CSS.escape(warning.key)}"]`)?.classList.remove('fl-new');
@@ -145,15 +184,17 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
   };
 
   async function settle(warning, button) {
-    if (warning.kind !== 'sla') {
+    const url = ACKNOWLEDGED[warning.kind];
+    if (!url) {
       items.delete(warning.key);
       render();
       return;
     }
     button.disabled = true;
     try {
-      await postJson(`${config.api_prefix}/warnings/${warning.id}/acknowledge`);
-      items.delete(warning.key);
+      const answer = await postJson(url(config.api_prefix, warning));
+      if (warning.kind === 'alarm' && answer?.state) items.set(warning.key, fromAlarm(answer));
+      else items.delete(warning.key);
       showProblem('');
       render();
     } catch (error) {
@@ -165,9 +206,13 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
   /** Everything still to act on, from the server; live-only warnings stay. */
   const load = async () => {
     try {
-      const body = await getJson(`${config.api_prefix}/warnings?active=true`);
-      for (const [key, warning] of items) if (warning.kind === 'sla') items.delete(key);
+      const [body, alarms] = await Promise.all([
+        getJson(`${config.api_prefix}/warnings?active=true`),
+        getJson(`${config.api_prefix}/alarms?state=open`),
+      ]);
+      for (const [key, warning] of items) if (ACKNOWLEDGED[warning.kind]) items.delete(key);
       for (const warning of body.warnings) add(fromSla(warning), { isNew: false });
+      for (const alarm of alarms.alarms) add(fromAlarm(alarm), { isNew: false });
       showProblem('');
       render();
     } catch (error) {
@@ -187,6 +232,9 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
       if (event.type === 'sla') {
         if (event.acknowledged_at) return;
         add(fromSla(event), { isNew: true });
+      } else if (event.type === 'alarm') {
+        if (event.state === 'cleared') items.delete(`alarm:${event.id}`);
+        else add(fromAlarm(event), { isNew: event.action === 'raise' });
       } else if (event.type === 'verification' && event.alert) {
         add(fromVerification(event), { isNew: true });
       } else if (event.type === 'dispatch') {
@@ -200,6 +248,7 @@ export function createWarningsPanel(panel, config, { locate, onError }) {
       render();
     },
     /** The warnings as listed, newest first. */
-    list: () => [...items.values()].sort((a, b) => b.at - a.at).map(({ key, kind, level, taskId }) => ({ key, kind, level, taskId })),
+    list: () => [...items.values()].sort((a, b) => b.at - a.at)
+      .map(({ key, kind, level, taskId, subject }) => ({ key, kind, level, taskId, subject })),
   };
 }
