@@ -187,6 +187,16 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def with_children(pids: list[int]) -> list[int]:
+    """The processes and their children (a gateway worker receives in a process of its own)."""
+    found = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            found += [int(child) for child in children]
+    return found
+
+
 def postgres_pids() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -216,7 +226,8 @@ class CpuMeter:
     machine: tuple[float, float] = (0.0, 0.0)
 
     def _pids(self) -> dict[str, list[int]]:
-        return self.groups | {"postgres": postgres_pids()}
+        groups = {name: with_children(pids) for name, pids in self.groups.items()}
+        return groups | {"postgres": postgres_pids()}
 
     def begin(self) -> None:
         self.start = {

@@ -1,38 +1,39 @@
-"""`fieldline gateway`: one MQTT worker.
+"""`fieldline gateway`: one MQTT worker, two processes.
 
-paho's network loop runs in its own thread and only queues what arrives; a writer thread
-decodes, writes batches and acknowledges. A QoS 1 message is acknowledged (paho's manual
-acknowledgement) only after what it produced is committed, so a crash or a kill loses nothing:
-the broker keeps the persistent session (clean start off, session expiry set) and delivers
-again what was not acknowledged, and the idempotent writes make the second delivery a no-op.
+The receiving process (receiver.py) holds the MQTT connection: paho's network loop receives and
+acknowledges there, and hands the messages over in chunks through a pipe. This, the main
+process, decodes, writes batches and fans out in its writer thread, and reports each committed
+batch back; only then does the receiving process acknowledge it (paho's manual
+acknowledgement). The two use two cores, where one process would share one under the GIL.
 
-`Client.ack` may be called from the writer thread: in paho 2 it queues the PUBACK under the
-client's out-packet lock and wakes the network loop, as `publish` does.
+A crash or a kill loses nothing: the broker keeps the persistent session (clean start off,
+session expiry set) and delivers again what was not acknowledged, and the idempotent writes
+make the second delivery a no-op. If the receiving process dies, nothing can be acknowledged
+any more: the worker stops and exits non-zero (`run`), to be started again by whatever runs it;
+if this process dies, the receiving process exits at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import multiprocessing
 import signal
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from datetime import UTC, datetime
+from multiprocessing.connection import wait
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import psycopg
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from fieldline.device_gateway import metrics
+from fieldline.device_gateway import metrics, receiver
 from fieldline.device_gateway.directory import DatabaseDirectory, DirectoryUnavailable
 from fieldline.device_gateway.fanout import Fanout
 from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
@@ -48,53 +49,12 @@ log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 3600.0
 RETRY_MAX_S = 5.0
-SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: the same client id connected elsewhere
-GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest objects
 INFLIGHT_BATCHES = 4  # unacknowledged messages the broker may send ahead, in batches
+RECEIVER_STOP_S = 10.0  # for the receiving process to disconnect cleanly
 
 
-class Envelope(NamedTuple):  # a tuple: one is made for every message
-    inbound: Inbound
-    mid: int
-    qos: int
-    session: int  # which connection delivered it: a message id means nothing on another
-
-
-class Inbox:
-    """What the network thread received and the writer has not taken yet.
-
-    A deque and an event rather than `queue.Queue`: the network thread appends without a lock,
-    and the writer takes a whole batch at once instead of locking for every message.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[Envelope] = deque()
-        self._arrived = threading.Event()
-
-    def put(self, envelope: Envelope) -> None:
-        self._items.append(envelope)
-        if not self._arrived.is_set():
-            self._arrived.set()
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def wait(self, timeout: float) -> bool:
-        """Whether something is waiting to be taken, waiting up to `timeout` seconds for it."""
-        deadline = time.monotonic() + timeout
-        while not self._items:
-            # Cleared before looking again: an append after the look sets it again.
-            self._arrived.clear()
-            if self._items:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._arrived.wait(remaining):
-                return bool(self._items)
-        return True
-
-    def take(self, limit: int) -> list[Envelope]:
-        items = self._items  # only the writer takes, so what it counted stays there
-        return [items.popleft() for _ in range(min(limit, len(items)))]
+class ReceiverGone(Exception):
+    """The receiving process ended: nothing can be acknowledged any more."""
 
 
 def client_id(settings: Settings) -> str:
@@ -120,6 +80,28 @@ def subscriptions(group: str, sparkplug: bool) -> list[str]:
     return sorted(shared | plain)
 
 
+def link(settings: Settings) -> receiver.Link:
+    url = urlsplit(settings.mqtt_url)
+    # Messages stay unacknowledged until their batch commits: let the broker send several
+    # batches' worth ahead (its default window of 20 would cap a worker at ~20 per flush),
+    # so that the next batch arrives while one is written rather than after its acks.
+    window = INFLIGHT_BATCHES * settings.gateway_batch_size
+    return receiver.Link(
+        client_id=client_id(settings),
+        host=url.hostname or "localhost",
+        port=url.port or (8883 if url.scheme == "mqtts" else 1883),
+        tls=url.scheme == "mqtts",
+        username=url.username,
+        password=url.password,
+        keepalive_s=settings.mqtt_keepalive_s,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        receive_maximum=min(65535, max(20, window)),
+        topics=tuple(subscriptions(settings.gateway_share_group, settings.gateway_sparkplug)),
+        inflight_max=max(20, window),
+        log_level=logging.getLogger().getEffectiveLevel(),
+    )
+
+
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -133,114 +115,137 @@ class Gateway:
             self.live, self._announce, settings.deadletter_stream_maxlen, self._send_command
         )
         self.fanout.handover = TaskHandover(self.engine)
-        self.inbox = Inbox()
         self.stopping = threading.Event()
         self.connected = threading.Event()
-        self._session = 0
-        self._received = 0  # messages received (written by the network thread only)
-        self._received_counted = 0  # of which the PENDING gauge holds (the writer's)
+        self.failed = threading.Event()  # the receiving process or the writer ended unasked
+        self._held: deque[Inbound] = deque()  # handed over, not in a batch yet
+        self._drained = False  # the receiving process hands over nothing more
+        self._released = False  # the receiving process is told to stop: its end is expected
         self._partitions_checked = float("-inf")
-        self.client = self._make_client()
-        self.writer = threading.Thread(target=self._write_loop, name="gateway-writer")
-
-    # -- MQTT ---------------------------------------------------------------------------------
-
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id(self.settings),
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
+        # Spawned, not forked: the worker may hold threads and connections by now (the tests
+        # run it inside pytest), which a fork would copy half-made.
+        context = multiprocessing.get_context("spawn")
+        self._pipe, far_end = context.Pipe()
+        self.receiver = context.Process(
+            target=receiver.main, args=(link(settings), far_end), name="gateway-receiver"
         )
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+        self._far_end = far_end
+        self.writer = threading.Thread(target=self._write_loop, name="gateway-writer")
+        self.watcher = threading.Thread(
+            target=self._watch, name="gateway-receiver-watch", daemon=True
+        )
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
-            return
-        self._session += 1
-        topics = subscriptions(self.settings.gateway_share_group, self.settings.gateway_sparkplug)
-        client.subscribe([(topic, 1) for topic in topics])
-        log.info("connected (session present: %s)", flags.session_present)
-        self.connected.set()
+    # -- the receiving process ----------------------------------------------------------------
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self.connected.clear()
-        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
-            log.error(
-                "another worker connected as %s and took this session over: give each worker "
-                "its own FIELDLINE_GATEWAY_CLIENT_ID",
-                client_id(self.settings),
-            )
-        if not self.stopping.is_set():
-            log.warning("disconnected from the broker (%s); reconnecting", reason)
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        inbound = Inbound(message.topic, bytes(message.payload), datetime.now(UTC))
-        # Counted before it can be taken: the writer adds the count to the PENDING gauge, a
-        # batch at a time, before it acknowledges (and subtracts) what it took.
-        self._received += 1
-        self.inbox.put(Envelope(inbound, message.mid, message.qos, self._session))
+    def _tell(self, *note: Any) -> None:
+        try:
+            self._pipe.send(note)
+        except OSError as exc:
+            raise ReceiverGone from exc
 
     def _announce(self, topic: str, payload: str) -> None:
-        self.client.publish(topic, payload, qos=1)
+        self._tell(receiver.PUBLISH, topic, payload, 1, False)
 
     def _send_command(self, topic: str, payload: bytes) -> None:
         # Sparkplug: commands are QoS 0 and never retained (a stale rebirth request must not
         # reach an edge node that connects later).
-        self.client.publish(topic, payload, qos=0, retain=False)
+        self._tell(receiver.PUBLISH, topic, payload, 0, False)
 
-    def _count_received(self) -> None:
-        received = self._received
-        metrics.PENDING.inc(received - self._received_counted)
-        self._received_counted = received
+    def _read(self) -> None:
+        """Take one note from the receiving process (waiting for it)."""
+        try:
+            note = self._pipe.recv()
+        except (EOFError, OSError) as exc:
+            raise ReceiverGone from exc
+        kind = note[0]
+        if kind == receiver.MESSAGES:
+            self._held.extend(
+                Inbound(topic, payload, datetime.fromtimestamp(at, UTC))
+                for topic, payload, at in note[1]
+            )
+            metrics.PENDING.inc(len(note[1]))
+        elif kind == receiver.CONNECTED:
+            self.connected.set()
+        elif kind == receiver.DISCONNECTED:
+            self.connected.clear()
+        elif kind == receiver.DRAINED:
+            self._drained = True
 
-    def _ack(self, envelopes: Sequence[Envelope]) -> None:
-        session, ack = self._session, self.client.ack
-        for envelope in envelopes:
-            # After a reconnect the broker delivers unacknowledged messages again, under new
-            # ids; acknowledging an old id could acknowledge another message.
-            if envelope.qos > 0 and envelope.session == session:
-                ack(envelope.mid, envelope.qos)
-        metrics.PENDING.dec(len(envelopes))
+    def _wait_held(self, timeout: float) -> bool:
+        """Whether messages are held, reading the pipe for up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self._held and not self._drained:
+            if not self._pipe.poll(max(0.0, deadline - time.monotonic())):
+                break
+            self._read()
+        return bool(self._held)
+
+    def _take(self, limit: int) -> list[Inbound]:
+        held = self._held
+        return [held.popleft() for _ in range(min(limit, len(held)))]
+
+    def _watch(self) -> None:
+        wait([self.receiver.sentinel])
+        if not self._released:
+            log.error(
+                "the receiving process ended (exit code %s): stopping; the broker delivers "
+                "again what was not acknowledged",
+                self.receiver.exitcode,
+            )
+            self.failed.set()
+            self.stopping.set()
 
     # -- the writer ---------------------------------------------------------------------------
 
-    def _gather(self) -> list[Envelope]:
+    def _gather(self) -> list[Inbound]:
         """A batch: up to FIELDLINE_GATEWAY_BATCH_SIZE messages, or what came within
         FIELDLINE_GATEWAY_FLUSH_MS of the first."""
         size = self.settings.gateway_batch_size
-        if not self.inbox.wait(0.2):
+        if not self._wait_held(0.2):
             return []
         deadline = time.monotonic() + self.settings.gateway_flush_ms / 1000
-        batch = self.inbox.take(size)
+        batch = self._take(size)
         while len(batch) < size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.inbox.wait(remaining):
+            if remaining <= 0 or not self._wait_held(remaining):
                 break
-            batch += self.inbox.take(size - len(batch))
+            batch += self._take(size - len(batch))
         return batch
 
     def _write_loop(self) -> None:
-        while not (self.stopping.is_set() and self.inbox.empty()):
+        try:
+            self._write_batches()
+        except ReceiverGone:
+            self.failed.set()  # the watcher says why
+            self.stopping.set()
+        except Exception:  # a bug: stop, and say so by the exit status (`run`)
+            log.exception("the writer failed: stopping")
+            self.failed.set()
+            self.stopping.set()
+
+    def _write_batches(self) -> None:
+        draining = False
+        # Stopping, the receiving process first hands over all it holds (`drain`), and every
+        # message it handed over is committed and reported before the worker stops.
+        while not (self._drained and not self._held):
+            if self.stopping.is_set() and not draining:
+                if self.failed.is_set():
+                    return
+                self._tell(receiver.DRAIN)
+                draining = True
             self._keep_partitions()
             batch = self._gather()
-            self._count_received()
             if not batch:
                 continue
             pairs = []
-            for entry in batch:
-                outcome = self._process_retrying(entry.inbound)
+            for inbound in batch:
+                outcome = self._process_retrying(inbound)
                 if outcome is None:
                     log.warning(
                         "stopping with %d messages unwritten; the broker keeps them", len(batch)
                     )
                     return
-                pairs.append((entry.inbound, outcome))
+                pairs.append((inbound, outcome))
             started = time.perf_counter()
             committed = self._commit(pairs)
             if committed is None:
@@ -251,12 +256,13 @@ class Gateway:
             written, outcomes = committed
             metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.BATCH_SIZE.observe(len(batch))
-            oldest = min(entry.inbound.received_at for entry in batch)
+            oldest = min(inbound.received_at for inbound in batch)
             metrics.LAG_SECONDS.observe((datetime.now(UTC) - oldest).total_seconds())
             for table, count in written.counts.items():
                 metrics.STORED.labels(table).inc(count)
             self.fanout.run(outcomes, written)
-            self._ack(batch)
+            self._tell(receiver.DONE, len(batch))  # acknowledged there, in order
+            metrics.PENDING.dec(len(batch))
 
     def _commit(self, pairs: list[tuple[Inbound, Outcome]]) -> tuple[Written, list[Outcome]] | None:
         """Commit the batch; None when stopping while the database is away."""
@@ -334,35 +340,25 @@ class Gateway:
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        url = urlsplit(self.settings.mqtt_url)
-        if url.scheme == "mqtts":
-            self.client.tls_set()
-        if url.username:
-            self.client.username_pw_set(url.username, url.password)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
-        # Messages stay unacknowledged until their batch commits: let the broker send several
-        # batches' worth ahead (its default window of 20 would cap a worker at ~20 per flush),
-        # so that the next batch arrives while one is written rather than after its acks.
-        window = INFLIGHT_BATCHES * self.settings.gateway_batch_size
-        properties.ReceiveMaximum = min(65535, max(20, window))
-        self.client.connect_async(
-            url.hostname or "localhost",
-            url.port or (8883 if url.scheme == "mqtts" else 1883),
-            keepalive=30,
-            clean_start=False,
-            properties=properties,
-        )
+        self.receiver.start()
+        self._far_end.close()  # the receiving process holds it: its end closes the pipe
+        self.watcher.start()
         self.writer.start()
-        self.client.loop_start()
 
     def stop(self) -> None:
         """Flush what is held, acknowledge it, then disconnect cleanly."""
         self.stopping.set()
         if self.writer.is_alive():
             self.writer.join()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._released = True
+        with contextlib.suppress(ReceiverGone):
+            self._tell(receiver.STOP)
+        self.receiver.join(RECEIVER_STOP_S)
+        if self.receiver.is_alive():
+            log.warning("the receiving process did not stop; killing it")
+            self.receiver.kill()
+            self.receiver.join()
+        self._pipe.close()
         self.store.close()
         self.engine.dispose()
         self.live.client.close()
@@ -380,7 +376,7 @@ def run(settings: Settings) -> None:
     # process, and scanning it again in every full collection cost about a tenth of a
     # worker's time. Freeze it out of the collections, and collect the young less often.
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD)
+    gc.set_threshold(receiver.GC_YOUNG_THRESHOLD)
     done = threading.Event()
 
     def _signal(signum: int, _frame: FrameType | None) -> None:
@@ -395,5 +391,8 @@ def run(settings: Settings) -> None:
         client_id(settings),
         ", ".join(subscriptions(settings.gateway_share_group, settings.gateway_sparkplug)),
     )
-    done.wait()
+    while not (done.wait(0.5) or gateway.failed.is_set()):
+        pass
     gateway.stop()
+    if gateway.failed.is_set():
+        raise SystemExit(1)

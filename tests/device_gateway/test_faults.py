@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -150,6 +151,21 @@ class GatewayProcess:
         wait_until(lambda: "connected (session present" in log.read_text(), 30, "the gateway")
         time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
 
+    def receiver_pid(self) -> int:
+        """The worker's receiving process (receiver.py), as its log names it."""
+        log = (self.logs / f"gateway-{self.runs}.log").read_text(errors="replace")
+        return int(re.findall(r"receiving in process (\d+)", log)[-1])
+
+    def pause(self) -> None:
+        assert self.process is not None
+        for pid in (self.process.pid, self.receiver_pid()):
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        for pid in (self.process.pid, self.receiver_pid()):
+            os.kill(pid, signal.SIGCONT)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -264,12 +280,16 @@ class Publisher:
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.infos: list[mqtt.MQTTMessageInfo] = []
+        self.start: datetime | None = None  # of the stream
 
-    def publish(self, crew_id: str, count: int) -> None:
-        # One fix a second, ending a minute ago: every fix passes the GPS filters.
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count + 60)
+    def publish(self, crew_id: str, count: int, first: int = 0) -> None:
+        """Fixes `first` to `first + count` of a stream of FIXES: one fix a second, ending a
+        minute ago, so that every fix passes the GPS filters."""
+        if self.start is None:
+            self.start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=FIXES + 60)
+        start = self.start
         topic = f"fieldline/crews/{crew_id}/position"
-        for i in range(count):
+        for i in range(first, first + count):
             at = start + timedelta(seconds=i)
             payload = json.dumps({"ts": at.isoformat(), "lat": 60.17, "lon": 24.94})
             self.infos.append(self.client.publish(topic, payload, qos=1))
@@ -289,6 +309,14 @@ def publisher(broker: Broker) -> Iterator[Publisher]:
         yield client
     finally:
         client.close()
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended: only its exit status is left
 
 
 def settle(crew: Crew, expected: int, timeout: float) -> tuple[int, int, int, int]:
@@ -311,13 +339,65 @@ def test_a_killed_gateway_loses_nothing_and_stores_nothing_twice(
         started = time.monotonic()
         publisher.publish(crew.crew_id, FIXES)
         wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        receiving = gateway.receiver_pid()
         gateway.kill()
         killed_at = crew.stored()
         assert killed_at < FIXES, "the stream ended before the kill"
+        # Orphaned, the receiving process exits without acknowledging anything more.
+        wait_until(lambda: not running(receiving), 10, "the receiving process to exit")
         gateway.start()
         counts = settle(crew, FIXES, SETTLE_S)
         print(f"{FIXES} fixes in {time.monotonic() - started:.1f} s; killed at {killed_at}")
         assert counts == (FIXES, FIXES, 0, 0)
+        wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
+    finally:
+        gateway.stop()
+        remove_crew(crew)
+
+
+@pytest.mark.timeout(200)
+def test_a_killed_receiving_process_stops_the_worker_and_loses_nothing(
+    gateway: GatewayProcess, publisher: Publisher, engine: sa.Engine
+) -> None:
+    crew = new_crew(engine)
+    try:
+        gateway.start()
+        publisher.publish(crew.crew_id, FIXES)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        os.kill(gateway.receiver_pid(), signal.SIGKILL)
+        killed_at = crew.stored()
+        assert killed_at < FIXES, "the stream ended before the kill"
+        # Nothing can be acknowledged any more: the worker stops and says so by its exit
+        # status, for whatever runs it to start it again.
+        assert gateway.process is not None
+        assert gateway.process.wait(timeout=30) == 1
+        assert "the receiving process ended" in gateway.log_text()
+        gateway.start()
+        assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
+        wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
+    finally:
+        gateway.stop()
+        remove_crew(crew)
+
+
+@pytest.mark.timeout(200)
+def test_a_gateway_stopped_mid_stream_flushes_and_the_next_run_stores_the_rest_once(
+    gateway: GatewayProcess, publisher: Publisher, engine: sa.Engine
+) -> None:
+    crew = new_crew(engine)
+    try:
+        gateway.start()
+        publisher.publish(crew.crew_id, FIXES)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
+        assert gateway.process is not None
+        gateway.process.terminate()
+        assert gateway.process.wait(timeout=30) == 0
+        stopped_at = crew.stored()
+        assert stopped_at < FIXES, "the stream ended before the stop"
+        # What it handed over was committed before it stopped (no batch was left unwritten).
+        assert "unwritten" not in gateway.log_text()
+        gateway.start()
+        assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
         wait_until(lambda: publisher.acknowledged() == FIXES, 10, "the broker's PUBACKs")
     finally:
         gateway.stop()
@@ -331,16 +411,20 @@ def test_a_broker_restart_loses_nothing_and_stores_nothing_twice(
     crew = new_crew(engine)
     try:
         gateway.start()
-        publisher.publish(crew.crew_id, FIXES)
+        publisher.publish(crew.crew_id, FIXES // 4)
+        wait_until(lambda: crew.stored() >= FIXES // 4, 60, "a quarter of the fixes")
         # Every fix accepted by the broker, most still queued in the gateway's session when it
-        # stops. (Mosquitto 2.0 does not restore `$share` subscriptions from its persistence
-        # file: what is published after a restart and before the worker subscribes again
-        # reaches nobody, a window of the broker's that a publisher still sending would hit.)
+        # stops: the worker is paused meanwhile, since it keeps up with this publisher.
+        # (Mosquitto 2.0 does not restore `$share` subscriptions from its persistence file:
+        # what is published after a restart and before the worker subscribes again reaches
+        # nobody, a window of the broker's that a publisher still sending would hit.)
+        gateway.pause()
+        publisher.publish(crew.crew_id, FIXES - FIXES // 4, first=FIXES // 4)
         wait_until(lambda: publisher.acknowledged() == FIXES, 60, "the broker's PUBACKs")
         broker.stop()
-        stopped_at = crew.stored()
-        assert stopped_at < FIXES, "the stream ended before the broker stopped"
+        gateway.resume()  # what it holds is committed; its acknowledgements reach no broker
         time.sleep(1.0)
+        assert crew.stored() < FIXES, "the stream ended before the broker stopped"
         broker.start()
         assert settle(crew, FIXES, SETTLE_S) == (FIXES, FIXES, 0, 0)
         assert gateway.alive()
