@@ -219,3 +219,33 @@ def test_a_task_is_cancelled_with_a_reason(
     )
     page.screenshot(path=str(ARTIFACTS / "actions-cancelled.png"))
     assert console_errors == []
+
+
+def test_an_asset_is_found_by_its_id_from_the_keyboard(
+    page: Page, server_url: str, fixture_features: Any
+) -> None:
+    page.goto(server_url + "/map")
+    page.wait_for_function(LOADED, timeout=WAIT_MS)
+    pipe = fixture_features("pipes")[3]
+    find = page.get_by_role("searchbox", name="Asset or task id")
+    find.focus()
+    page.keyboard.type(pipe["id"].lower())  # as typed in a hurry
+    page.keyboard.press("Enter")
+    panel = page.get_by_role("region", name=f"Pipe {pipe['id']}")
+    expect(panel).to_be_visible(timeout=WAIT_MS)
+    expect(panel.locator(".fl-facts")).to_contain_text("Material")
+    page.wait_for_function("() => window.fieldlineMap.map.getZoom() >= 17", timeout=WAIT_MS)
+    # The map went to the pipe: its middle vertex is on screen.
+    lon, lat = pipe["geometry"]["coordinates"][len(pipe["geometry"]["coordinates"]) // 2]
+    assert page.evaluate(
+        "([lon, lat]) => window.fieldlineMap.map.getBounds().contains([lon, lat])", [lon, lat]
+    )
+
+    # An id of no layer, and an unknown one, are said so beside the box; the panel stays.
+    find.fill("X-1")
+    find.press("Enter")
+    expect(page.locator("#fl-find-problem")).to_contain_text("no asset or task id")
+    expect(find).to_have_attribute("aria-invalid", "true")
+    find.fill("H-999999")
+    find.press("Enter")
+    expect(page.locator("#fl-find-problem")).to_contain_text("No H-999999")

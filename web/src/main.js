@@ -7,6 +7,7 @@ import { watchServer } from './api.js';
 import { readConfig } from './config.js';
 import { createCrewPanel } from './crewPanel.js';
 import { createCrewsLayer, crewLegend } from './crews.js';
+import { createFind } from './find.js';
 import { createKpiPanel } from './kpis.js';
 import { buildLegend, setLayerVisible } from './legend.js';
 import { connectLive } from './live.js';
@@ -85,6 +86,11 @@ let verification = null;
 let crewPanel = null;
 const checks = createChecksPanel(config, { show: showVerification });
 const kpis = createKpiPanel(config);
+const find = createFind(map, config, {
+  openTask: (taskId) => actions.openTask(taskId),
+  openAsset: (layer, assetId) => actions.openAsset(layer, assetId),
+  flyToTask: (taskId) => flyToTask(map, config, tasks, taskId),
+});
 const live = connectLive(config.live_url, {
   onState: (state) => {
     status.setLive(state);
@@ -112,6 +118,7 @@ window.fieldlineMap = {
   get crewPanel() { return crewPanel; },
   checks,
   kpis,
+  find,
   setLayerVisible: (name, visible) => setLayerVisible(map, name, visible),
   loaded: new Promise((resolve) => map.once('load', resolve)),
 };

@@ -18,6 +18,7 @@ def _layer_json(tile_layer: TileLayer, tiles_url: str) -> dict[str, Any]:
     return {
         "name": tile_layer.name,
         "title": tile_layer.layer.title,
+        "id_prefix": tile_layer.layer.model.id_prefix,
         "geometry_type": tile_layer.layer.geometry_type,
         "min_zoom": tile_layer.min_zoom,
         "tiles": tiles_url,
