@@ -1,7 +1,8 @@
 """The crew's handheld app in a real browser (Chromium, geolocation emulated), against the real
 server, Mosquitto's WebSocket listener and a real `fieldline gateway` process: the shell opens
 with no network once loaded; a task the dispatcher assigns appears and is taken to completed
-with taps; a report with a photo arrives with its upload; fixes taken while offline arrive
+with taps; the selected task shows the way there and its ETA, asked again only once the crew
+has moved; a report with a photo arrives with its upload; fixes taken while offline arrive
 once, in order, after reconnecting."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -268,6 +270,78 @@ def test_a_dispatched_task_is_taken_to_completed_with_taps(
     # The statuses carried the handheld's position.
     assert task["history"][-1]["position"] == pytest.approx({"lon": lon, "lat": lat}, abs=1e-6)
     expect(page.locator("#outbox")).to_have_attribute("data-count", "0", timeout=WAIT_MS)
+    assert errors == []
+
+
+ROUTE_DATA = """async () => {
+  const data = await window.fieldlineCrew.map.map.getSource('route').getData();
+  return data.features.length ? data.features[0] : null;
+}"""
+
+
+def test_the_selected_task_shows_the_way_there_and_its_eta(
+    phone: tuple[BrowserContext, Page, list[str]],
+    crew_server: str,
+    crew: tuple[str, str],
+    network_middle: tuple[float, float],
+) -> None:
+    context, page, errors = phone
+    crew_id, device_id = crew
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/route?" in r.url else None)
+    sign_in(page, crew_server, crew_id, device_id)
+    lon, lat = network_middle
+    site = (lon + 0.006, lat + 0.002)
+    task_id = create_and_assign(page, crew_server, crew_id, site)
+    card = page.locator(f'.cr-task[data-task="{task_id}"]')
+    expect(card).to_have_attribute("data-selected", "true", timeout=WAIT_MS)
+
+    # The line under the site, and the card's words, both from the server's answer.
+    shown = card.locator(".cr-route")
+    expect(shown).to_have_text(
+        re.compile(r"^\d+ min, [\d.]+ k?m by road · ETA \d\d?:\d\d"), timeout=WAIT_MS
+    )
+    feature = page.wait_for_function(ROUTE_DATA, timeout=WAIT_MS).json_value()
+    answer = page.request.get(crew_server + f"/api/v1/tasks/{task_id}/route?from={lon},{lat}")
+    assert answer.ok, answer.text()
+    expected = answer.json()
+    props = expected["properties"]
+    assert props["on_roads"] is True
+    minutes = max(1, round(props["seconds"] / 60))
+    metres = props["metres"]
+    distance = f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
+    assert shown.inner_text().startswith(f"{minutes} min, {distance} by road · ETA ")
+    drawn = feature["geometry"]["coordinates"]
+    assert drawn[0] == pytest.approx([lon, lat], abs=1e-6)
+    assert drawn[-1] == pytest.approx(list(site), abs=1e-9)
+    assert len(drawn) == len(expected["geometry"]["coordinates"])
+    page.wait_for_function(
+        "() => window.fieldlineCrew.map.map.queryRenderedFeatures({layers: ['route']}).length > 0",
+        timeout=WAIT_MS,
+    )
+    # A few metres on: no new ask. A couple of hundred: the way from there.
+    count = len(asked)
+    context.set_geolocation({"latitude": lat, "longitude": lon + 0.0001, "accuracy": 8})
+    page.wait_for_timeout(2500)
+    assert len(asked) == count
+    moved = (lon + 0.003, lat)
+    context.set_geolocation({"latitude": moved[1], "longitude": moved[0], "accuracy": 8})
+    page.wait_for_function(
+        f"async () => ((await ({ROUTE_DATA})())?.geometry.coordinates[0][0] ?? 0) > {lon + 0.002}",
+        timeout=WAIT_MS,
+    )
+    assert len(asked) == count + 1
+    # Offline nothing is asked and the last way stays drawn.
+    context.set_offline(True)
+    expect(page.locator("#link")).to_have_attribute("data-state", "offline", timeout=5000)
+    count = len(asked)
+    context.set_geolocation({"latitude": lat + 0.003, "longitude": lon, "accuracy": 8})
+    page.wait_for_timeout(2500)
+    assert len(asked) == count
+    kept = page.evaluate(ROUTE_DATA)
+    assert kept["geometry"]["coordinates"][0] == pytest.approx(list(moved), abs=1e-6)
+    expect(shown).to_be_visible()
+    context.set_offline(False)
     assert errors == []
 
 

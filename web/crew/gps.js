@@ -104,3 +104,11 @@ export function intervalFor(tasks, intervals) {
   const found = tasks.map((task) => intervals[task.kind] ?? intervals.default).filter(Number.isFinite);
   return found.length ? Math.min(...found) : null;
 }
+
+/** Metres between two [lon, lat] points on a sphere of the Earth's mean radius: enough to tell
+ * whether the crew has moved some tens of metres. */
+export function metresBetween([lon1, lat1], [lon2, lat2]) {
+  const rad = Math.PI / 180;
+  const h = Math.sin(((lat2 - lat1) * rad) / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lon2 - lon1) * rad) / 2) ** 2;
+  return 2 * 6_371_008.8 * Math.asin(Math.min(1, Math.sqrt(h)));
+}

@@ -6,7 +6,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './crew.css';
 
 import { openStore } from './db.js';
-import { Gps, intervalFor } from './gps.js';
+import { Gps, intervalFor, metresBetween } from './gps.js';
 import { Link } from './link.js';
 import { Outbox } from './outbox.js';
 import { wireReportForm } from './report.js';
@@ -18,6 +18,12 @@ import { TaskMap } from './taskMap.js';
 const PROGRESS_EVERY_MS = 15_000;
 // After a tap, give the gateway a moment to apply the status before asking for progress.
 const PROGRESS_AFTER_STATUS_MS = 3000;
+// The way to the selected task is asked again once the crew has moved this far, or this long
+// after the last ask: not on every fix. Offline the last answer stays drawn.
+const ROUTE_MOVED_M = 50;
+const ROUTE_EVERY_MS = 60_000;
+// While the crew is still to get to the site.
+const ROUTE_STATES = ['assigned', 'accepted', 'en_route'];
 const config = JSON.parse(document.getElementById('fieldline-config').textContent);
 const $ = (selector) => document.querySelector(selector);
 
@@ -58,6 +64,9 @@ class CrewApp {
     });
     this.map = new TaskMap($('#map'), config);
     this.progressTimer = null;
+    this.route = null; // the last answer: { task_id, from: [lon, lat], feature }
+    this.routeAsked = null; // the last ask: { task_id, from, at_ms }
+    this.routing = false;
   }
 
   async start() {
@@ -82,10 +91,14 @@ class CrewApp {
     // The interval runs on across a reload: the gateway drops fixes closer than it allows.
     this.gps.lastFixMs = Date.parse((await this.db.get('kv', 'last_fix_ts')) ?? '') || 0;
     await this.outbox.load();
+    this.route = (await this.db.get('kv', 'route')) ?? null;
     await this.book.load();
     this.link.start();
     this.refresh();
-    this.progressTimer = setInterval(() => this.loadProgress(), PROGRESS_EVERY_MS);
+    this.progressTimer = setInterval(() => {
+      this.loadProgress();
+      this.updateRoute();
+    }, PROGRESS_EVERY_MS);
   }
 
   stop() {
@@ -125,6 +138,38 @@ class CrewApp {
     } catch (error) {
       console.warn('progress not loaded:', error.message);
     }
+  }
+
+  /** The route drawn for `task`: the last answer for it, while the crew is still to get there. */
+  routeFor(task) {
+    if (!task || !ROUTE_STATES.includes(task.state) || this.route?.task_id !== task.id) return null;
+    return this.route;
+  }
+
+  /** Ask for the way to the selected task when it is newly selected, the crew has moved
+   * ROUTE_MOVED_M since the last ask, or ROUTE_EVERY_MS have passed. */
+  async updateRoute() {
+    const task = this.book.get(this.book.selected);
+    const position = this.gps.latest;
+    if (!task || !ROUTE_STATES.includes(task.state) || !position || !navigator.onLine || this.routing) return;
+    const from = [position.coords.longitude, position.coords.latitude];
+    const last = this.routeAsked?.task_id === task.id ? this.routeAsked : null;
+    if (last && Date.now() - last.at_ms < ROUTE_EVERY_MS && metresBetween(last.from, from) < ROUTE_MOVED_M) return;
+    this.routing = true;
+    this.routeAsked = { task_id: task.id, from, at_ms: Date.now() };
+    try {
+      const url = `${config.api_prefix}/tasks/${encodeURIComponent(task.id)}/route?from=${from[0].toFixed(6)},${from[1].toFixed(6)}`;
+      const feature = await getJson(url);
+      this.route = { task_id: task.id, from, feature };
+      // Kept for a reload with no network.
+      await this.db.put('kv', this.route, 'route');
+    } catch (error) {
+      console.warn('route not loaded:', error.message);
+      return;
+    } finally {
+      this.routing = false;
+    }
+    this._render();
   }
 
   async status(task, status, note) {
@@ -167,13 +212,17 @@ class CrewApp {
       list: $('#task-list'),
       empty: $('#no-tasks'),
       count: $('#task-count'),
+      route: this.routeFor(this.book.get(this.book.selected)),
       onStatus: (task, status, note) => this.status(task, status, note),
       onSelect: (id) => {
         this.book.select(this.book.selected === id ? null : id);
         this.loadProgress();
       },
     });
-    this.map.showTask(this.book.get(this.book.selected), this.gps.latest);
+    const selected = this.book.get(this.book.selected);
+    this.map.showTask(selected, this.gps.latest);
+    this.map.showRoute(this.routeFor(selected)?.feature ?? null);
+    this.updateRoute();
     this.gps.track(intervalFor(this.book.open(), this.session.gps_interval_s));
   }
 
@@ -181,6 +230,7 @@ class CrewApp {
     const { latitude, longitude, accuracy } = position.coords;
     $('#position').textContent = `${latitude.toFixed(5)}, ${longitude.toFixed(5)} ±${Math.round(accuracy)} m`;
     this.map.showMe(position);
+    this.updateRoute();
   }
 
   _linkState(state) {

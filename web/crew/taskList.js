@@ -46,7 +46,22 @@ export function progressText(progress) {
   return parts.length ? parts.join(' · ') : null;
 }
 
-function card(task, selected, onStatus, onSelect) {
+function duration(seconds) {
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+}
+
+/** A /route answer in words: "12 min, 4.3 km by road · ETA 10:42". */
+export function routeText(feature) {
+  const p = feature?.properties;
+  if (!p || !Number.isFinite(p.seconds) || !Number.isFinite(p.metres)) return null;
+  const distance = p.metres < 1000 ? `${Math.round(p.metres)} m` : `${(p.metres / 1000).toFixed(1)} km`;
+  const how = p.on_roads === false ? 'straight-line estimate' : 'by road';
+  const eta = p.eta ? ` · ETA ${new Date(p.eta).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : '';
+  return `${duration(p.seconds)}, ${distance} ${how}${eta}`;
+}
+
+function card(task, selected, onStatus, onSelect, route) {
   const note = el('input', { className: 'cr-note', name: 'note', placeholder: 'Note (optional)', 'aria-label': `Note for ${task.id}` });
   note.value = drafts.get(task.id) ?? '';
   note.addEventListener('input', () => drafts.set(task.id, note.value));
@@ -74,6 +89,7 @@ function card(task, selected, onStatus, onSelect) {
       ? el('p', {}, 'Caller: ', task.caller.name ?? '', ' ', task.caller.phone ? el('a', { href: `tel:${task.caller.phone}` }, task.caller.phone) : '')
       : null,
     task.promised_arrival_at ? el('p', {}, `Arrive by ${when(task.promised_arrival_at)}`) : null,
+    selected && route?.task_id === task.id && routeText(route.feature) ? el('p', { className: 'cr-route' }, routeText(route.feature)) : null,
     task.assets?.length ? el('p', {}, `Assets: ${task.assets.map((a) => a.id).join(', ')}`) : null,
     progressText(task.progress) ? el('p', { className: 'cr-progress' }, progressText(task.progress)) : null,
     ...(task.notes ?? []).map((n) => el('p', { className: 'cr-task-note' }, `${when(n.at)}: ${n.note}`)),
@@ -88,12 +104,12 @@ function card(task, selected, onStatus, onSelect) {
   );
 }
 
-export function renderTasks(book, { list, empty, count, onStatus, onSelect }) {
+export function renderTasks(book, { list, empty, count, onStatus, onSelect, route }) {
   const tasks = book.list();
   const active = document.activeElement;
   const typing = active?.classList.contains('cr-note') ? active.closest('.cr-task')?.dataset.task : null;
   const caret = typing ? [active.selectionStart, active.selectionEnd] : null;
-  list.replaceChildren(...tasks.map((task) => card(task, task.id === book.selected, onStatus, onSelect)));
+  list.replaceChildren(...tasks.map((task) => card(task, task.id === book.selected, onStatus, onSelect, route)));
   if (typing) {
     const note = list.querySelector(`.cr-task[data-task="${CSS.escape(typing)}"] .cr-note`);
     note?.focus();

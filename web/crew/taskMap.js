@@ -1,10 +1,11 @@
 // The small map: the network's tiles under the crew's position, the selected task's site,
-// the assets to check, and for a patrol the pipes and checkpoints still to cover (/progress).
+// the assets to check, for a patrol the pipes and checkpoints still to cover (/progress), and
+// the way there (/route) under the site.
 
 import maplibregl from 'maplibre-gl';
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
-const COLOURS = { me: '#0072B2', site: '#D55E00', asset: '#E69F00', todo: '#CC79A7', done: '#009E73', pipe: '#7aa6c2' };
+const COLOURS = { me: '#0072B2', site: '#D55E00', asset: '#E69F00', todo: '#CC79A7', done: '#009E73', pipe: '#7aa6c2', route: '#0072B2' };
 
 function style(config) {
   const sources = {};
@@ -31,8 +32,11 @@ function style(config) {
       paint: { 'circle-radius': 3, 'circle-color': name === 'valves' ? '#1a1a1a' : '#009E73' },
     });
   }
-  for (const id of ['progress', 'assets', 'sites', 'me']) sources[id] = { type: 'geojson', data: EMPTY };
+  for (const id of ['route', 'progress', 'assets', 'sites', 'me']) sources[id] = { type: 'geojson', data: EMPTY };
   layers.push(
+    // Dashed when it is a straight-line estimate (no road near the crew or the site).
+    { id: 'route', type: 'line', source: 'route', filter: ['!=', ['get', 'on_roads'], false], layout: { 'line-cap': 'round', 'line-join': 'round' }, paint: { 'line-color': COLOURS.route, 'line-width': 5, 'line-opacity': 0.75 } },
+    { id: 'route-estimate', type: 'line', source: 'route', filter: ['==', ['get', 'on_roads'], false], paint: { 'line-color': COLOURS.route, 'line-width': 4, 'line-opacity': 0.75, 'line-dasharray': [1.5, 1.5] } },
     { id: 'progress-lines', type: 'line', source: 'progress', filter: ['!=', ['geometry-type'], 'Point'], paint: { 'line-color': COLOURS.todo, 'line-width': 5, 'line-opacity': 0.8 } },
     {
       id: 'progress-points',
@@ -114,6 +118,11 @@ export class TaskMap {
     if (!position) return;
     const { longitude, latitude, accuracy } = position.coords;
     this._set('me', { type: 'FeatureCollection', features: [point(longitude, latitude, { acc_m: accuracy })] });
+  }
+
+  /** The way to the selected task (a GeoJSON Feature from /route), or none. */
+  showRoute(feature) {
+    this._set('route', feature ? { type: 'FeatureCollection', features: [feature] } : EMPTY);
   }
 
   /** The selected task (or none), and where to look. */

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fieldline.gis.routing import MODES
+from fieldline.server.crews.services import check_point
 from fieldline.server.errors import BadRequest, Unprocessable
+from fieldline.server.fields import choice
 from fieldline.server.telemetry.params import parse_limit
 
 DEFAULT_CANDIDATES = 10
@@ -21,6 +24,12 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 class CandidatesQuery:
     limit: int
     include_busy: bool
+
+
+@dataclass(frozen=True)
+class RouteQuery:
+    origin: tuple[float, float] | None  # lon, lat; None: the assigned crew's latest fix
+    mode: str | None  # None: the assigned crew's mode
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,23 @@ def parse_candidates_query(params: Mapping[str, str]) -> CandidatesQuery:
         limit=parse_limit(params, DEFAULT_CANDIDATES, MAX_CANDIDATES),
         include_busy=parse_flag(params, "include_busy", False),
     )
+
+
+def parse_route_query(params: Mapping[str, str]) -> RouteQuery:
+    """`from=LON,LAT` (the handheld's position) and `mode=vehicle|foot`, each optional."""
+    origin = None
+    raw = params.get("from")
+    if raw is not None:
+        parts = raw.split(",")
+        try:
+            numbers = [float(part) for part in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) != 2:
+            raise Unprocessable("must be LON,LAT: two numbers, longitude first", field="from")
+        origin = check_point(numbers, "from")
+    mode = params.get("mode")
+    return RouteQuery(origin, None if mode is None else choice(mode, "mode", MODES))
 
 
 def _object(body: Any) -> Mapping[str, Any]:

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from fieldline.gis import routing
 from fieldline.gis.errors import Conflict, GisError, InvalidField
-from fieldline.gis.routing import Leg
-from fieldline.server.crews.models import CrewShift
+from fieldline.gis.routing import Leg, RoutePath
+from fieldline.server.crews.models import Crew, CrewShift
 from fieldline.server.crews.services import CrewState, roster
 from fieldline.server.dispatch import batch
 from fieldline.server.dispatch.candidates import (
@@ -233,6 +233,52 @@ def _leg(session: Session, task: Task, crew: CrewState, travel: Travel) -> Leg |
     if crew.position is None:
         return None
     return travel(session.connection(), [crew.position], task_site(session, task), crew.mode)[0]
+
+
+# --- the way to a task ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRoute:
+    task: Task
+    path: RoutePath
+    mode: str
+    eta: datetime
+    origin: str  # "from": the position the request gave; "fix": the crew's latest fix
+    fix_time: datetime | None  # the fix's time when `origin` is "fix"
+
+
+def task_route(
+    session: Session,
+    task_id: str,
+    now: datetime,
+    *,
+    latest: Latest,
+    origin: routing.Point | None = None,
+    mode: str | None = None,
+    settings: Settings | None = None,
+) -> TaskRoute:
+    """The quickest way to the task's site (`task_site`) from `origin`, else from the
+    assigned crew's latest fix; by `mode`, else the crew's (a task without a crew: its own
+    mode, else vehicle). Conflict when there is nowhere to start from or no way by road."""
+    task = get_task(session, task_id)
+    crew = None if task.crew_id is None else session.get(Crew, task.crew_id)
+    fix_time = None
+    if origin is None:
+        if crew is None:
+            raise Conflict(f"{task.public_id} has no crew: give `from`, the position to start")
+        fix = latest.get(crew.public_id)
+        if fix is None:
+            raise Conflict(f"{crew.public_id} has sent no position yet: give `from`")
+        origin = (float(fix["lon"]), float(fix["lat"]))
+        fix_time = datetime.fromisoformat(fix["fix_time"])
+    mode = mode or (crew.mode if crew is not None else task.mode or "vehicle")
+    site = task_site(session, task)
+    path = routing.route(session.connection(), origin, site, mode, settings=settings)
+    if path is None:
+        raise Conflict(f"there is no way by road for {mode} from {origin} to {task.public_id}")
+    eta = now + timedelta(seconds=path.seconds)
+    return TaskRoute(task, path, mode, eta, "fix" if fix_time else "from", fix_time)
 
 
 # --- auto-dispatch and offers that time out -----------------------------------------------

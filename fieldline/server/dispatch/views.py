@@ -3,6 +3,7 @@
 - `GET  /api/v1/tasks/{id}/candidates?limit=&include_busy=`
 - `POST /api/v1/tasks/{id}/assign` `{"crew": "C-000001"}`
 - `POST /api/v1/dispatch/batch` `{"tasks": [...], "crews": [...], "dry_run": true}`
+- `GET  /api/v1/tasks/{id}/route?from=LON,LAT&mode=` (the crew's handheld asks too)
 
 After each commit the task events go out on the live stream and to the crews' inboxes.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, json, request
 
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import current_principal, requires
-from fieldline.server.dispatch import params, services
+from fieldline.server.dispatch import params, payloads, services
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
 from fieldline.server.tasks import events
@@ -50,6 +51,25 @@ def candidates(task_id: str) -> Any:
         settings=resources().settings,
     )
     return services.ranking_json(task, ranking, now, query.include_busy)
+
+
+@blueprint.get("/tasks/<task_id>/route")
+@requires("tasks:read")
+def route(task_id: str) -> Response:
+    """The way to the task's site, as a crew would travel it now."""
+    query = params.parse_route_query(request.args)
+    # The handheld gives its position: its route does not wait on Redis.
+    latest = live().latest() if query.origin is None else {}
+    found = services.task_route(
+        db(),
+        task_id,
+        datetime.now(UTC),
+        latest=latest,
+        origin=query.origin,
+        mode=query.mode,
+        settings=resources().settings,
+    )
+    return Response(json.dumps(payloads.route_feature(found)), mimetype="application/geo+json")
 
 
 @blueprint.post("/tasks/<task_id>/assign")
