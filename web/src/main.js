@@ -12,6 +12,7 @@ import { createKpiPanel } from './kpis.js';
 import { buildLegend, setLayerVisible } from './legend.js';
 import { connectLive } from './live.js';
 import { createMap } from './map.js';
+import { createReports, reportLegend } from './reports.js';
 import { createStatusBar } from './status.js';
 import { createTasksLayer, flyToTask, taskLegend } from './tasks.js';
 import { createChecksPanel, createVerificationOverlay, showVerification } from './verification.js';
@@ -37,6 +38,7 @@ const map = createMap('map', config, {
 const liveLayers = [
   { name: 'tasks', title: 'Open tasks by priority and state', min_zoom: 0, legend: taskLegend() },
   { name: 'crews', title: 'Crews at their latest position, by status', min_zoom: 0, legend: crewLegend(config) },
+  { name: 'reports', title: 'Field reports by kind', min_zoom: 0, legend: reportLegend() },
 ];
 buildLegend(legend, map, [...config.layers, ...liveLayers]);
 
@@ -65,12 +67,14 @@ const catchUp = () => {
   crews?.load();
   tasks?.load();
   warnings.load();
+  reports?.load();
 };
 // The live layers need only the style, not the first full render: their reads then run while
 // the tiles are still on their way, instead of after them.
 map.once('style.load', () => {
   crews = createCrewsLayer(map, config, { onError: failed });
   tasks = createTasksLayer(map, config, { onError: failed });
+  reports = createReports(map, config, { onError: failed });
   for (const { name } of liveLayers) {
     setLayerVisible(map, name, document.getElementById(`fl-toggle-${name}`)?.checked ?? true);
   }
@@ -84,6 +88,7 @@ map.once('style.load', () => {
 // The top bar's panels: recent checks (each drawn on the map by the verification overlay), KPIs.
 let verification = null;
 let crewPanel = null;
+let reports = null; // the Reports panel and its layer, made with the live layers
 const checks = createChecksPanel(config, { show: showVerification });
 const kpis = createKpiPanel(config);
 const find = createFind(map, config, {
@@ -102,6 +107,7 @@ const live = connectLive(config.live_url, {
     warnings.onEvent(event);
     actions.onEvent(event);
     checks.onEvent(event);
+    reports?.onEvent(event);
   },
 });
 
@@ -116,6 +122,7 @@ window.fieldlineMap = {
   actions,
   get verification() { return verification; },
   get crewPanel() { return crewPanel; },
+  get reports() { return reports; },
   checks,
   kpis,
   find,
