@@ -5,7 +5,9 @@ Chromium driven headless by Playwright. Every test leaves a screenshot under
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -14,12 +16,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 import pytest
 import redis
 import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from werkzeug.serving import make_server
 
@@ -27,6 +33,7 @@ from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
 from fieldline.gis.importer import find_sources, import_path
 from fieldline.local_services import database_name
 from fieldline.server import create_app
+from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.settings import Settings, load_settings
 from tests.conftest import CITY, ROOT, recreate_database
 
@@ -127,6 +134,61 @@ def running_gateway(settings: Settings, name: str, log: Path) -> Iterator[None]:
             process.kill()
             process.wait(timeout=10)
         print(log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def network_middle(browser_engine: sa.Engine) -> tuple[float, float]:
+    with browser_engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM pipes) e"
+            )
+        ).one()
+    return float(row[0]), float(row[1])
+
+
+def crew_on_shift(
+    engine: sa.Engine,
+    name: str,
+    *,
+    depot: list[float] | None = None,
+    device: str | None = None,
+) -> str:
+    """A crew on shift from an hour ago for eight hours, with `device` bound as its `own`
+    handheld; its id is not one of the low ones a simulator on the same broker may be
+    publishing for."""
+    now = datetime.now(UTC)
+    with make_sessionmaker(engine)() as session:
+        crew = create_crew(session, f"{name} {uuid.uuid4().hex[:6]}", depot=depot)
+        crew.public_id = f"C-{random.randrange(900_000, 1_000_000)}"
+        session.flush()
+        if device is not None:
+            bind_device(session, crew.public_id, "own", device)
+        add_shift(
+            session,
+            crew.public_id,
+            (now - timedelta(hours=1)).isoformat(),
+            (now + timedelta(hours=8)).isoformat(),
+        )
+        session.commit()
+        return str(crew.public_id)
+
+
+def publish_json(settings: Settings, topic: str, payload: Any) -> None:
+    """One QoS 1 message to the broker, as a handheld would send it; returns once acknowledged."""
+    host, _, port = settings.mqtt_url.split("://", 1)[1].rstrip("/").partition(":")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"browser-test-{uuid.uuid4().hex[:8]}"
+    )
+    client.connect(host, int(port or 1883))
+    client.loop_start()
+    try:
+        info = client.publish(topic, json.dumps(payload), qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published()
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expect
 
-from fieldline.gis.db import make_sessionmaker
-from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.settings import Settings
-from tests.browser.conftest import ARTIFACTS, running_gateway, serving
+from tests.browser.conftest import ARTIFACTS, crew_on_shift, running_gateway, serving
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -76,17 +72,6 @@ def crew_server(crew_settings: Settings, websocket_listener: None) -> Iterator[s
 
 
 @pytest.fixture(scope="module")
-def network_middle(browser_engine: sa.Engine) -> tuple[float, float]:
-    with browser_engine.connect() as connection:
-        row = connection.execute(
-            sa.text(
-                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM pipes) e"
-            )
-        ).one()
-    return float(row[0]), float(row[1])
-
-
-@pytest.fixture(scope="module")
 def gateway(crew_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     log = Path(tmp_path_factory.mktemp("gateway")) / "gateway.log"
     with running_gateway(crew_settings, "crewapp", log):
@@ -96,23 +81,10 @@ def gateway(crew_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture
 def crew(browser_engine: sa.Engine, network_middle: tuple[float, float]) -> tuple[str, str]:
     """A crew on shift with its handheld bound: (crew id, device id)."""
-    lon, lat = network_middle
-    now = datetime.now(UTC)
     device = f"phone-{uuid.uuid4().hex[:8]}"
-    with make_sessionmaker(browser_engine)() as session:
-        found = create_crew(session, f"App crew {uuid.uuid4().hex[:6]}", depot=[lon, lat])
-        # Not the low ids a simulator on the same broker may be publishing for.
-        found.public_id = f"C-{random.randrange(900_000, 1_000_000)}"
-        session.flush()
-        bind_device(session, found.public_id, "own", device)
-        add_shift(
-            session,
-            found.public_id,
-            (now - timedelta(hours=1)).isoformat(),
-            (now + timedelta(hours=8)).isoformat(),
-        )
-        session.commit()
-        return found.public_id, device
+    return crew_on_shift(
+        browser_engine, "App crew", depot=list(network_middle), device=device
+    ), device
 
 
 @pytest.fixture

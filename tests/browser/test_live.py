@@ -5,7 +5,6 @@ and acknowledging it takes it off the list."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,23 +12,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page, expect
 from sqlalchemy.dialects.postgresql import insert
 
 from fieldline.gis.db import make_sessionmaker
 from fieldline.scheduler import JobContext
 from fieldline.server.alarms.jobs import alarms_job
-from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.server.live.services import Live
 from fieldline.server.service_levels import services as service_levels
 from fieldline.server.tasks.services import create_task
 from fieldline.server.telemetry.models import TelemetryReading
 from fieldline.settings import Settings
-from tests.browser.conftest import running_gateway
+from tests.browser.conftest import crew_on_shift, publish_json, running_gateway
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -44,34 +40,15 @@ RENDERED = """([layer, id]) => window.fieldlineMap.map.queryRenderedFeatures({la
 
 
 @pytest.fixture(scope="module")
-def network_middle(browser_engine: sa.Engine) -> tuple[float, float]:
-    with browser_engine.connect() as connection:
-        row = connection.execute(
-            sa.text(
-                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM pipes) e"
-            )
-        ).one()
-    return float(row[0]), float(row[1])
-
-
-@pytest.fixture(scope="module")
 def crew_id(browser_engine: sa.Engine, network_middle: tuple[float, float]) -> str:
-    """A crew on shift with a bound handheld, its depot a little south-west of the middle."""
+    """A crew with a bound handheld, its depot a little south-west of the middle."""
     lon, lat = network_middle
-    now = datetime.now(UTC)
-    with make_sessionmaker(browser_engine)() as session:
-        crew = create_crew(
-            session, f"Map crew {uuid.uuid4().hex[:6]}", depot=[lon - 0.004, lat - 0.003]
-        )
-        bind_device(session, crew.public_id, "own", f"handheld-{uuid.uuid4().hex[:6]}")
-        add_shift(
-            session,
-            crew.public_id,
-            (now - timedelta(hours=1)).isoformat(),
-            (now + timedelta(hours=8)).isoformat(),
-        )
-        session.commit()
-        return crew.public_id
+    return crew_on_shift(
+        browser_engine,
+        "Map crew",
+        depot=[lon - 0.004, lat - 0.003],
+        device=f"handheld-{uuid.uuid4().hex[:6]}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +62,8 @@ def gateway(
 
 
 def publish_fix(settings: Settings, crew: str, lon: float, lat: float) -> None:
-    host_port = settings.mqtt_url.split("://", 1)[1].rstrip("/")
-    host, _, port = host_port.partition(":")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"map-test-{uuid.uuid4().hex[:8]}")
-    client.connect(host, int(port or 1883))
-    client.loop_start()
-    try:
-        payload = {"ts": datetime.now(UTC).isoformat(), "lat": lat, "lon": lon, "acc_m": 5}
-        info = client.publish(f"fieldline/crews/{crew}/position", json.dumps(payload), qos=1)
-        info.wait_for_publish(timeout=10)
-        assert info.is_published()
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    payload = {"ts": datetime.now(UTC).isoformat(), "lat": lat, "lon": lon, "acc_m": 5}
+    publish_json(settings, f"fieldline/crews/{crew}/position", payload)
 
 
 def open_live_map(page: Page, server_url: str) -> None:

@@ -8,7 +8,6 @@ phone width."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,17 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from fieldline.gis.db import make_sessionmaker
-from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.settings import Settings
-from tests.browser.conftest import ARTIFACTS, running_gateway
+from tests.browser.conftest import ARTIFACTS, crew_on_shift, publish_json, running_gateway
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,18 +44,7 @@ def hydrant(fixture_features: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def crew_id(browser_engine: sa.Engine) -> str:
-    now = datetime.now(UTC)
-    with make_sessionmaker(browser_engine)() as session:
-        crew = create_crew(session, f"Report crew {uuid.uuid4().hex[:6]}")
-        bind_device(session, crew.public_id, "own", f"handheld-{uuid.uuid4().hex[:6]}")
-        add_shift(
-            session,
-            crew.public_id,
-            (now - timedelta(hours=1)).isoformat(),
-            (now + timedelta(hours=8)).isoformat(),
-        )
-        session.commit()
-        return crew.public_id
+    return crew_on_shift(browser_engine, "Report crew", device=f"handheld-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +68,7 @@ def jpeg() -> bytes:
 
 
 def publish_report(settings: Settings, crew: str, report: dict[str, Any]) -> None:
-    host, _, port = settings.mqtt_url.split("://", 1)[1].rstrip("/").partition(":")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"report-{uuid.uuid4().hex[:8]}")
-    client.connect(host, int(port or 1883))
-    client.loop_start()
-    try:
-        info = client.publish(f"fieldline/crews/{crew}/reports", json.dumps(report), qos=1)
-        info.wait_for_publish(timeout=10)
-        assert info.is_published()
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    publish_json(settings, f"fieldline/crews/{crew}/reports", report)
 
 
 def report_of(page: Page, server_url: str, crew: str, note: str) -> dict[str, Any]:
@@ -285,7 +259,7 @@ def test_reports_are_listed_drawn_accepted_and_rejected(
     assert page.request.get(asset_url).json()["properties"]["condition"] == wanted
 
     # "All" lists the reviewed ones too, after the pending, with their outcome.
-    panel.get_by_label("Show").select_option("all")
+    panel.locator("#reports-filter").select_option("all")
     reviewed = panel.locator(f'[data-report="{good["id"]}"]')
     expect(reviewed).to_have_attribute("data-status", "accepted", timeout=WAIT_MS)
     expect(panel.locator(f'[data-report="{bad["id"]}"]')).to_contain_text(
