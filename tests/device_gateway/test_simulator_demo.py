@@ -5,6 +5,7 @@ need."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from fieldline.cli import main
 from fieldline.gis.errors import InvalidField
 from fieldline.server.crews.models import CREW_SKILLS
 from fieldline.server.crews.services import get_crew, list_shifts, signed_in_device
-from fieldline.settings import Settings, load_settings, priority_minutes
+from fieldline.settings import Settings, get_settings, load_settings, priority_minutes
 
 
 def test_demo_crews_have_every_skill_and_are_on_shift_today_and_tomorrow(
@@ -54,12 +55,25 @@ def test_the_handheld_crew_has_every_skill_a_shift_and_its_own_device(
         signed_in_device(session, simulated[0], demo.HANDHELD_DEVICE)
 
 
+# Every setting the demo writes into the environment (for the processes it starts).
+DEMO_WRITES = (demo.AUTO_DISPATCH, demo.MIN_DWELL, demo.SLA_ARRIVAL, demo.SLA_COMPLETION,
+               demo.SLA_DUE_SOON)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Set, then removed: what the demo writes is undone after each test, so no other test
+    runs with the demo's settings."""
+    for name in DEMO_WRITES:
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+    yield
+    get_settings.cache_clear()
+
+
 def test_every_priority_is_dispatched_unless_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Set first, so that the value the demo writes is undone after the test.
-    monkeypatch.setenv(demo.AUTO_DISPATCH, "P1")
-    monkeypatch.delenv(demo.AUTO_DISPATCH)
     chosen = demo.demo_settings(load_settings())
     assert chosen.auto_dispatch_priority_names == ("P1", "P2", "P3", "P4")
     assert load_settings().auto_dispatch_priority_names == ("P1", "P2", "P3", "P4")  # children
@@ -70,8 +84,6 @@ def test_every_priority_is_dispatched_unless_the_environment_says(
 def test_faster_crews_need_shorter_times_on_site_unless_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(demo.MIN_DWELL, "x")  # undone after the test, as above
-    monkeypatch.delenv(demo.MIN_DWELL)
     usual = load_settings().verification_min_dwell
     chosen = demo.demo_settings(load_settings(), speed=10).verification_min_dwell
     assert chosen == {name: seconds // 10 for name, seconds in usual.items()}
@@ -84,9 +96,6 @@ def test_faster_work_shortens_the_promises_but_not_the_offers_unless_the_environ
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scaled = (demo.SLA_ARRIVAL, demo.SLA_COMPLETION, demo.SLA_DUE_SOON)
-    for name in (*scaled, demo.MIN_DWELL, "FIELDLINE_OFFER_TIMEOUT_S"):
-        monkeypatch.setenv(name, "x")  # undone after the test, as above
-        monkeypatch.delenv(name)
     usual = load_settings()
     chosen = demo.demo_settings(load_settings(), speed=6)
     arrival = priority_minutes(usual.sla_arrival_minutes)
