@@ -54,6 +54,7 @@ JOB_MODULES: tuple[str, ...] = (
     "fieldline.server.dispatch.jobs",
     "fieldline.server.verification.jobs",
     "fieldline.server.alarms.jobs",
+    "fieldline.server.incidents.jobs",
 )
 
 JOB_RUNS = Counter("fieldline_scheduler_job_runs_total", "Job runs that succeeded", ["job"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fieldline.server.alarms.models
 import fieldline.server.crews.models
+import fieldline.server.incidents.models
 import fieldline.server.notices.models
 import fieldline.server.service_levels.models
 import fieldline.server.tasks.models

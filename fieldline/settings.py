@@ -180,6 +180,50 @@ class Settings(BaseSettings):
     )
     alarm_evaluate_s: Annotated[float, Field(ge=1, le=300)] = 5.0
 
+    # Meter anomalies (server/meters/): each meter's latest days (by default the last
+    # `recent_days` whole local days) against the `baseline_days` before them; fewer than
+    # `min_history_days` known days is "not enough history". Thresholds are robust z-scores
+    # (distance from the median in spreads, 1.4826 x MAD, at least the floor) or counts.
+    meter_recent_days: Annotated[int, Field(ge=1, le=31)] = 3
+    meter_baseline_days: Annotated[int, Field(ge=7, le=180)] = 28
+    meter_min_history_days: Annotated[int, Field(ge=3, le=180)] = 7
+    meter_spread_floor_m3: Annotated[float, Field(gt=0)] = 0.05
+    meter_spread_floor_share: Annotated[float, Field(ge=0, le=1)] = 0.1  # of the median
+    meter_spike_z: Annotated[float, Field(gt=0)] = 5.0
+    meter_drop_z: Annotated[float, Field(gt=0)] = 3.0
+    meter_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.25  # of the baseline median
+    meter_drop_days: Annotated[int, Field(ge=1, le=31)] = 2
+    # At most this much a day is "zero" (a register's last digit, 1 litre).
+    meter_zero_m3: Annotated[float, Field(ge=0)] = 0.001
+    # "Used to be steady": spread at most this share of the median, few zero days.
+    meter_steady_cv: Annotated[float, Field(gt=0)] = 0.5
+    # Night flow: local hours [start, end), judged when readings come at most this far apart,
+    # covering at least half of each night; a leak never drops below the rate, night after
+    # night for `leak_nights`.
+    meter_night_hours: str = "1-5"
+    meter_night_max_interval_min: Annotated[int, Field(ge=1, le=240)] = 60
+    meter_leak_lph: Annotated[float, Field(gt=0)] = 2.0
+    meter_leak_nights: Annotated[int, Field(ge=1, le=31)] = 3
+    # A register lower than the one before by more than this is a roll-back.
+    meter_rollback_tolerance_m3: Annotated[float, Field(ge=0)] = 0.001
+    # A roll-back to at most this is a register restarted: a replaced meter.
+    meter_replaced_below_m3: Annotated[float, Field(ge=0)] = 1.0
+    # No reading for longer than this; readings further apart are not interpolated across.
+    meter_silent_days: Annotated[float, Field(gt=0, le=365)] = 3.0
+    meter_max_interval_h: Annotated[float, Field(gt=0, le=24 * 31)] = 48.0
+
+    # Incidents (server/incidents/): a report (SCADA pressure alarm, call, crew's leak or
+    # damage report) within this distance of an active incident's reports and this long of
+    # them joins it; in-service pipes this close to a report are suggested as the broken one;
+    # how often the scheduler takes in new alarms and field reports. Restoration is
+    # estimated per pipe diameter band ("UP_TO_MM=HOURS,...,*=HOURS"; empty: the repair
+    # task's promised completion).
+    incident_group_radius_m: Annotated[float, Field(gt=0, le=10_000)] = 300.0
+    incident_group_window_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 180
+    incident_pipe_radius_m: Annotated[float, Field(gt=0, le=2000)] = 100.0
+    incident_intake_s: Annotated[float, Field(ge=1, le=300)] = 10.0
+    incident_restoration_hours: str = "150=4,300=6,*=8"
+
     # `fieldline scheduler`: Prometheus /metrics on this port (0: none).
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9109
 
@@ -357,6 +401,37 @@ class Settings(BaseSettings):
             raise ValueError("must be an e-mail address or a phone number")
         return value
 
+    @field_validator("meter_min_history_days")
+    @classmethod
+    def _history_fits(cls, value: int, info: ValidationInfo) -> int:
+        if value > info.data.get("meter_baseline_days", value):
+            raise ValueError("must be at most FIELDLINE_METER_BASELINE_DAYS")
+        return value
+
+    @field_validator("meter_night_hours")
+    @classmethod
+    def _night_hours(cls, value: str) -> str:
+        start, _, end = value.partition("-")
+        if not (start.isdigit() and end.isdigit() and 0 <= int(start) < int(end) <= 24):
+            raise ValueError("must be START-END local hours such as 1-5")
+        return value
+
+    @property
+    def meter_night(self) -> tuple[int, int]:
+        start, _, end = self.meter_night_hours.partition("-")
+        return int(start), int(end)
+
+    @field_validator("incident_restoration_hours")
+    @classmethod
+    def _restoration_hours(cls, value: str) -> str:
+        restoration_bands(value)
+        return value
+
+    @property
+    def incident_restoration_bands(self) -> list[tuple[float | None, float]]:
+        """(diameter up to mm, or None for any other, hours) from the narrowest."""
+        return restoration_bands(self.incident_restoration_hours)
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -416,6 +491,26 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg 3 driver named, as SQLAlchemy needs it."""
         return to_sqlalchemy_url(self.database_url)
+
+
+def restoration_bands(value: str) -> list[tuple[float | None, float]]:
+    """ "150=4,300=6,*=8" as [(150, 4), (300, 6), (None, 8)]: hours to restore water per
+    diameter band, narrowest first, `*` for any diameter beyond them or unknown."""
+    bands: list[tuple[float | None, float]] = []
+    for term in filter(None, (t.strip() for t in value.split(","))):
+        size, _, hours = term.partition("=")
+        try:
+            hours_value = float(hours)
+            limit = None if size.strip() == "*" else float(size)
+        except ValueError:
+            raise ValueError(f"{term!r} is not UP_TO_MM=HOURS or *=HOURS") from None
+        if not (0 < hours_value <= 24 * 30) or (limit is not None and limit <= 0):
+            raise ValueError(f"{term!r}: hours from 0 to 720, diameters above 0")
+        bands.append((limit, hours_value))
+    sized = [limit for limit, _ in bands if limit is not None]
+    if sized != sorted(set(sized)) or sum(limit is None for limit, _ in bands) > 1:
+        raise ValueError("bands go from the narrowest up, each once, with at most one *")
+    return sorted(bands, key=lambda band: (band[0] is None, band[0] or 0))
 
 
 def priority_minutes(value: str) -> dict[str, int]:

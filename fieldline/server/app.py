@@ -39,9 +39,12 @@ def create_app(
     from fieldline.server.health.views import blueprint as health
     from fieldline.server.home.views import blueprint as home
     from fieldline.server.imports.views import blueprint as imports
+    from fieldline.server.incidents.views import blueprint as incidents
     from fieldline.server.kpis.views import blueprint as kpis
     from fieldline.server.live.views import blueprint as live
     from fieldline.server.map.views import blueprint as web_map
+    from fieldline.server.meters.views import blueprint as meters
+    from fieldline.server.network.views import blueprint as network
     from fieldline.server.notices.views import blueprint as notices
     from fieldline.server.ogc.views import blueprint as ogc
     from fieldline.server.reports.views import blueprint as reports
@@ -59,11 +62,14 @@ def create_app(
     app.register_blueprint(imports, url_prefix="/api/v1/imports")
     app.register_blueprint(exports, url_prefix="/api/v1/exports")
     app.register_blueprint(ogc, url_prefix="/ogc")
+    app.register_blueprint(network, url_prefix="/api/v1/network")
     app.register_blueprint(crews, url_prefix="/api/v1/crews")
     app.register_blueprint(tasks, url_prefix="/api/v1/tasks")
     app.register_blueprint(dispatch, url_prefix="/api/v1")
     app.register_blueprint(telemetry, url_prefix="/api/v1")
     app.register_blueprint(alarms, url_prefix="/api/v1")
+    app.register_blueprint(incidents, url_prefix="/api/v1")
+    app.register_blueprint(meters, url_prefix="/api/v1/meters")
     app.register_blueprint(live, url_prefix="/api/v1")
     app.register_blueprint(warnings, url_prefix="/api/v1")
     app.register_blueprint(notices, url_prefix="/api/v1")

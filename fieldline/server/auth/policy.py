@@ -45,6 +45,15 @@ REPORTS_REVIEW = frozenset({"reports:review"})
 ALARMS_READ = frozenset({"alarms:read"})
 ALARMS_ACKNOWLEDGE = frozenset({"alarms:acknowledge"})
 ALARM_RULES = frozenset({"alarm-rules:write"})
+# Meter anomalies name customers' accounts and addresses: the office and the call centre's
+# and billing systems read them, not every viewer.
+METERS_READ = frozenset({"meters:read"})
+# Incidents (main breaks, outages): everyone who watches the network reads them; the office
+# and the call centre's system report them; dispatchers confirm the pipe and isolate it.
+INCIDENTS_READ = frozenset({"incidents:read"})
+INCIDENTS_WRITE = frozenset({"incidents:write"})
+# Customers' contacts (outage notices reach them) come from the billing system.
+CUSTOMERS_WRITE = frozenset({"customers:write"})
 
 # What the office does: dispatchers run the day's work; supervisors and admins also edit the
 # network, provision devices and review field reports.
@@ -59,9 +68,18 @@ DISPATCH_DESK = (
     | REPORTS_READ
     | ALARMS_READ
     | ALARMS_ACKNOWLEDGE
+    | METERS_READ
+    | INCIDENTS_READ
+    | INCIDENTS_WRITE
 )
 SUPERVISION = (
-    DISPATCH_DESK | {"assets:write"} | PROVISIONING | REPORTS_REVIEW | HANDHELD | ALARM_RULES
+    DISPATCH_DESK
+    | {"assets:write"}
+    | PROVISIONING
+    | REPORTS_REVIEW
+    | HANDHELD
+    | ALARM_RULES
+    | CUSTOMERS_WRITE
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -74,12 +92,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     )
     | FIELD_READS
     | REPORTS_READ
-    | ALARMS_READ,
+    | ALARMS_READ
+    | INCIDENTS_READ,
     "integration": frozenset(
         {"assets:read", "crews:read", "telemetry:read", "notices:read", "kpis:read"}
     )
     | {"tasks:read", "tasks:write"}
-    | ALARMS_READ,
+    | ALARMS_READ
+    | METERS_READ
+    | INCIDENTS_READ
+    | INCIDENTS_WRITE
+    | CUSTOMERS_WRITE,
 }
 
 

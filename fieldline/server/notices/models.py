@@ -15,7 +15,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldline.gis.models import Base, choice_check
 
-NOTICE_KINDS = ("crew_assigned", "crew_arriving", "job_done", "follow_up", "escalation")
+NOTICE_KINDS = (
+    "crew_assigned",
+    "crew_arriving",
+    "job_done",
+    "follow_up",
+    "escalation",
+    # An outage (server/incidents/): water off, a new restoration time, water back on.
+    "water_off",
+    "water_update",
+    "water_restored",
+)
 CHANNELS = ("webhook", "sms", "recording")
 NOTICE_STATUSES = ("pending", "sent", "failed")
 
@@ -50,3 +60,16 @@ class Notice(Base):
         ),
         sa.Index("ix_notices_status_next_attempt_at", "status", "next_attempt_at"),
     )
+
+
+class CustomerContact(Base):
+    """How to reach the holder of a customer account (meters name the account): kept from
+    the billing system; an account without one gets no outage text."""
+
+    __tablename__ = "customer_contacts"
+
+    customer_account: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.Text)
+    phone: Mapped[str | None] = mapped_column(sa.Text)
+    email: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=sa.func.now())

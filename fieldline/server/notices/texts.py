@@ -93,3 +93,30 @@ def verification_failed(task: str, run: int, crew: str | None, reasons: list[str
     more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
     head = f"CHECK FAILED {task} run {run}, crew {crew or 'none'}, sent back{more}:"
     return fit_segment(head, reasons[0] if reasons else "")
+
+
+def when(at: datetime, timezone: str, now: datetime) -> str:
+    """A clock time, with the day when it is not the day of `now` (local time)."""
+    zone = ZoneInfo(timezone)
+    if at.astimezone(zone).date() == now.astimezone(zone).date():
+        return clock(at, timezone)
+    return at.astimezone(zone).strftime("%d.%m. %H:%M")
+
+
+def water_off(incident: str, cause: str, start: datetime, restore: datetime | None, tz: str) -> str:
+    back = "" if restore is None else f" We expect it back by {when(restore, tz, start)}."
+    return f"Water is off in your area from {clock(start, tz)} ({incident}): {cause}.{back}"
+
+
+def water_update(incident: str, restore: datetime, now: datetime, tz: str) -> str:
+    return (
+        f"Update on the water outage {incident}: we now expect water back by "
+        f"{when(restore, tz, now)}."
+    )
+
+
+def water_restored(incident: str) -> str:
+    return (
+        f"Water is back on after the outage {incident}. If it runs cloudy, let the cold tap "
+        "run for a few minutes. Thank you for your patience."
+    )

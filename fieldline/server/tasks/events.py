@@ -25,6 +25,7 @@ LISTENER_MODULES = (
     "fieldline.server.service_levels.services",
     "fieldline.server.dispatch.services",  # auto-dispatch on creation
     "fieldline.server.verification.services",  # a check of the trace on completion
+    "fieldline.server.incidents.services",  # an incident follows its tasks
 )
 _SESSION_KEY = "fieldline_task_events"
 

@@ -1,0 +1,1 @@
+"""`/api/v1/network`: questions about the pipe network as a whole (valve isolation)."""
