@@ -30,7 +30,7 @@ from tests.browser.conftest import ARTIFACTS, crew_on_shift, running_gateway, se
 
 pytestmark = pytest.mark.timeout(150)
 
-WAIT_MS = 20_000
+WAIT_MS = 45_000  # a loaded machine: the inbox, the outbox and the map each take their time
 PHONE = {"width": 412, "height": 860}
 # Short intervals so that a test sees several fixes; the server tells the app at sign-in.
 GPS_INTERVALS = "default=2,idle=2"

@@ -21,6 +21,11 @@ export function postJson(url, body = undefined, { timeoutMs = 10000 } = {}) {
   return requestJson(url, { timeoutMs, method: 'POST', body });
 }
 
+/** PATCH a JSON body and read the JSON answer; errors as for getJson. */
+export function patchJson(url, body, { timeoutMs = 10000 } = {}) {
+  return requestJson(url, { timeoutMs, method: 'PATCH', body });
+}
+
 async function requestJson(url, { timeoutMs, signal = undefined, method = 'GET', body: sent = undefined }) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);

@@ -37,6 +37,7 @@ const ROAD_MAJOR = '#c4bbab';
 
 /** Short names for the legend; the server's titles are the tooltips. */
 export const LABELS = {
+  incidents: 'Incidents',
   reports: 'Field reports',
   crews: 'Crews',
   tasks: 'Open tasks',

@@ -8,6 +8,7 @@ import { readConfig } from './config.js';
 import { createCrewPanel } from './crewPanel.js';
 import { createCrewsLayer, crewLegend } from './crews.js';
 import { createFind } from './find.js';
+import { createIncidents, incidentLegend } from './incidents.js';
 import { createKpiPanel } from './kpis.js';
 import { buildLegend, setLayerVisible } from './legend.js';
 import { connectLive } from './live.js';
@@ -39,6 +40,7 @@ const liveLayers = [
   { name: 'tasks', title: 'Open tasks by priority and state', min_zoom: 0, legend: taskLegend() },
   { name: 'crews', title: 'Crews at their latest position, by status', min_zoom: 0, legend: crewLegend(config) },
   { name: 'reports', title: 'Field reports by kind', min_zoom: 0, legend: reportLegend() },
+  { name: 'incidents', title: 'Active incidents: main breaks and outages', min_zoom: 0, legend: incidentLegend() },
 ];
 buildLegend(legend, map, [...config.layers, ...liveLayers]);
 
@@ -68,6 +70,7 @@ const catchUp = () => {
   tasks?.load();
   warnings.load();
   reports?.load();
+  incidents?.load();
 };
 // The live layers need only the style, not the first full render: their reads then run while
 // the tiles are still on their way, instead of after them.
@@ -75,6 +78,7 @@ map.once('style.load', () => {
   crews = createCrewsLayer(map, config, { onError: failed });
   tasks = createTasksLayer(map, config, { onError: failed });
   reports = createReports(map, config, { onError: failed });
+  incidents = createIncidents(map, config, { openTask: (taskId) => actions.openTask(taskId), onError: failed });
   for (const { name } of liveLayers) {
     setLayerVisible(map, name, document.getElementById(`fl-toggle-${name}`)?.checked ?? true);
   }
@@ -89,6 +93,7 @@ map.once('style.load', () => {
 let verification = null;
 let crewPanel = null;
 let reports = null; // the Reports panel and its layer, made with the live layers
+let incidents = null; // the Incidents panel, its layer and the isolation overlay, likewise
 const checks = createChecksPanel(config, { show: showVerification });
 const kpis = createKpiPanel(config);
 const find = createFind(map, config, {
@@ -108,6 +113,7 @@ const live = connectLive(config.live_url, {
     actions.onEvent(event);
     checks.onEvent(event);
     reports?.onEvent(event);
+    incidents?.onEvent(event);
   },
 });
 
@@ -123,6 +129,7 @@ window.fieldlineMap = {
   get verification() { return verification; },
   get crewPanel() { return crewPanel; },
   get reports() { return reports; },
+  get incidents() { return incidents; },
   checks,
   kpis,
   find,
