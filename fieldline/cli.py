@@ -338,6 +338,13 @@ def demo(fixtures: Path | None, speed: float | None, jobs_per_hour: float) -> No
     help="A crew worked on the handheld app, not simulated: given a planned job whenever it "
     "has none open, at most once a minute.",
 )
+@click.option(
+    "--main-break-every-min",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="A main break played through the API (pressure alarm, calls, isolation, repair) "
+    "this often in wall-clock minutes, one at a time; needs --stations [none].",
+)
 def simulate(
     crew_count: int,
     crew_ids: tuple[str, ...],
@@ -352,6 +359,7 @@ def simulate(
     jobs_per_hour: float,
     api_url: str | None,
     handheld_crew: str | None,
+    main_break_every_min: float,
 ) -> None:
     """Simulated crews, SCADA stations and meters publishing to FIELDLINE_MQTT_URL; the crews
     take the tasks sent to them, and a call centre may create tasks."""
@@ -363,6 +371,8 @@ def simulate(
     specs = sim.crew_specs(list(crew_ids) or sim.default_crew_ids(crew_count))
     for spec in specs:
         click.echo(f"{spec.crew_id}  {spec.mode:<5}  {spec.topic}")
+    if main_break_every_min and not stations:
+        raise click.BadParameter("needs --stations", param_hint="--main-break-every-min")
     settings = _settings()
     start = sim.start_time(sim.utc_now(), speed, duration)
     pace = sim.WorkPace(work_speed, decline_share)
@@ -375,7 +385,8 @@ def simulate(
     except OSError as exc:  # TimeoutError is one
         raise click.ClickException(f"cannot reach {settings.mqtt_url}: {exc}") from None
     stop_calls = threading.Event()
-    api = sim.TaskApi(api_url or sim.server_url(settings.host, settings.port))
+    base_url = api_url or sim.server_url(settings.host, settings.port)
+    api = sim.TaskApi(base_url)
     if jobs_per_hour:
         centre = sim.CallCentre(
             sim.Catalogue(sim.FIXTURE_CITY), jobs_per_hour, work_speed, random.Random(seed)
@@ -391,6 +402,25 @@ def simulate(
         click.echo(f"planned work for {handheld_crew} (handheld) through {api.url}")
         threading.Thread(
             target=sim.plan_handheld_work, args=(planner, api, stop_calls, click.echo), daemon=True
+        ).start()
+    if main_break_every_min:
+        stations_by_id = simulation.stations_by_id
+
+        def set_pressure(station_id: str, kpa: float | None) -> None:
+            stations_by_id[station_id].loss.target_kpa = kpa
+
+        scenario = sim.MainBreak(
+            sim.break_sites(sim.Catalogue(sim.FIXTURE_CITY), sim.FIXTURE_CITY),
+            set_pressure,
+            random.Random(seed + 2),
+            main_break_every_min * 60,
+        )
+        click.echo(f"main break every {main_break_every_min:g} min through {base_url}")
+        threading.Thread(
+            target=sim.replay_main_breaks,
+            args=(scenario, sim.IncidentApi(base_url), stop_calls),
+            kwargs={"report": lambda line: click.echo(f"main break: {line}")},
+            daemon=True,
         ).start()
     try:
         sent = sim.publish_realtime(

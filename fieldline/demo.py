@@ -5,7 +5,9 @@ demo crews with every skill, shifts covering today and tomorrow and their device
 gateway worker, the scheduler, and the simulated crews, SCADA stations and call centre in the
 background and the web server in the foreground until Ctrl-C. Every priority is dispatched
 automatically (unless FIELDLINE_AUTO_DISPATCH_PRIORITIES says otherwise), so the call centre's
-tasks reach the crews, which accept them, drive there, work and complete them. One more crew,
+tasks reach the crews, which accept them, drive there, work and complete them; every few
+minutes a main breaks and is played through from the pressure alarm to the closed incident
+(simulator/mainbreak.py). One more crew,
 the handheld crew, is left to a person on the crew app (`/crew`, signed in with its `own`
 device): the simulation plans jobs for it and does not drive it.
 """
@@ -40,6 +42,8 @@ HANDHELD_CREW = "Demo handheld crew"
 HANDHELD_DEVICE = "tablet-1"
 # An hour of the working day in ten minutes: calls come and tasks fall due while one watches.
 DEMO_SPEED = 6.0
+# A main break played through from alarm to closed incident at most this often (wall clock).
+MAIN_BREAK_EVERY_MIN = 8.0
 
 
 def prepare(settings: Settings, fixtures: Path) -> tuple[list[str], str]:
@@ -158,6 +162,7 @@ def helpers(
     speed: float,
     jobs_per_hour: float,
     handheld: str | None = None,
+    main_break_every_min: float = MAIN_BREAK_EVERY_MIN,
 ) -> list[list[str]]:
     """The processes beside the web server: a gateway worker, the scheduler, the simulation
     (which plans work for the `handheld` crew and leaves the rest of it to a person)."""
@@ -168,6 +173,7 @@ def helpers(
     simulate = [*fieldline, "simulate", "--stations", "--meters", str(DEMO_METERS)]
     simulate += ["--work-speed", str(speed), "--jobs-per-hour", str(jobs_per_hour)]
     simulate += ["--api", server_url(settings.host, settings.port)]
+    simulate += ["--main-break-every-min", str(main_break_every_min)]
     for crew in crews:
         simulate += ["--crew", crew]
     if handheld is not None:

@@ -129,3 +129,5 @@ def test_the_demo_runs_a_gateway_the_scheduler_and_the_simulation_with_jobs() ->
     assert context.params["crew_ids"] == ("C-000001", "C-000002")
     assert context.params["inbox"] is True
     assert context.params["handheld_crew"] == "C-000007"  # planned for, not simulated
+    assert context.params["main_break_every_min"] == demo.MAIN_BREAK_EVERY_MIN
+    assert context.params["stations"] is True  # the break is seen by a station

@@ -7,7 +7,9 @@ and for positions the true track behind them); `Simulator.deliver` hands a crew 
 its inbox topic, and the crew works the tasks (jobs.py). `publish_realtime` sends the
 publications to a broker at wall-clock pace, with the crews' inboxes (`CrewInboxes`) read from
 the broker; `take_calls` posts the call centre's tasks to the server's API, and
-`plan_handheld_work` keeps a crew worked on the handheld app supplied with planned jobs.
+`plan_handheld_work` keeps a crew worked on the handheld app supplied with planned jobs;
+`replay_main_breaks` plays a main break through, from a station's pressure falling to the
+incident closed (mainbreak.py).
 """
 
 from fieldline.device_gateway.simulator.callcentre import (
@@ -27,6 +29,12 @@ from fieldline.device_gateway.simulator.gps import GpsFix
 from fieldline.device_gateway.simulator.handheld import HandheldPlanner, plan_handheld_work
 from fieldline.device_gateway.simulator.inbox import CrewInboxes
 from fieldline.device_gateway.simulator.jobs import WorkPace
+from fieldline.device_gateway.simulator.mainbreak import (
+    IncidentApi,
+    MainBreak,
+    break_sites,
+    replay_main_breaks,
+)
 from fieldline.device_gateway.simulator.publication import Publication
 from fieldline.device_gateway.simulator.runner import (
     connect,
@@ -57,6 +65,8 @@ __all__ = [
     "CrewSpec",
     "GpsFix",
     "HandheldPlanner",
+    "IncidentApi",
+    "MainBreak",
     "MeterSpec",
     "Publication",
     "SimClock",
@@ -65,6 +75,7 @@ __all__ = [
     "StationSpec",
     "TaskApi",
     "WorkPace",
+    "break_sites",
     "city_graphs",
     "city_simulator",
     "connect",
@@ -75,6 +86,7 @@ __all__ = [
     "load_station_specs",
     "plan_handheld_work",
     "publish_realtime",
+    "replay_main_breaks",
     "server_url",
     "start_time",
     "take_calls",

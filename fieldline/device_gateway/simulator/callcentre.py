@@ -337,21 +337,28 @@ class TaskApi:
         return self._send("POST", url, {"crew": crew_id})
 
     def _send(self, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = urllib.request.Request(
-            url,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            method=method,
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                answer: dict[str, Any] = json.load(response)
-                return answer
-        except urllib.error.HTTPError as exc:
-            problem = exc.read().decode(errors="replace")[:500]
-            raise ApiError(f"{exc.code} from {url}: {problem}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise ApiError(f"cannot reach {url}: {exc}") from None
+        return send_json(method, url, body, self.timeout_s)
+
+
+def send_json(
+    method: str, url: str, body: dict[str, Any] | None = None, timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """One JSON request to the server; a refusal or no answer is an ApiError."""
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+    except urllib.error.HTTPError as exc:
+        problem = exc.read().decode(errors="replace")[:500]
+        raise ApiError(f"{exc.code} from {url}: {problem}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ApiError(f"cannot reach {url}: {exc}") from None
 
 
 def take_calls(

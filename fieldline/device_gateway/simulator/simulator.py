@@ -73,9 +73,11 @@ class Simulator:
             for spec in crews
         ]
         self.crews_by_id = {crew.spec.crew_id: crew for crew in self.crews}
+        self.stations = [SimulatedStation(spec, self.clock.now, seed) for spec in stations]
+        self.stations_by_id = {station.spec.station_id: station for station in self.stations}
         self.sources: list[Source] = [
             *self.crews,
-            *(SimulatedStation(spec, self.clock.now, seed) for spec in stations),
+            *self.stations,
             *(SimulatedMeter(spec, self.clock.now, seed) for spec in meters),
         ]
 

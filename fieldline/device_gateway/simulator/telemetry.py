@@ -100,6 +100,18 @@ class Periodic:
         raise NotImplementedError
 
 
+class PressureLoss:
+    """A main break seen from a station: set to the pressure the station falls to, or None
+    when the break is repaired. Set from another thread (the break's scenario); the station
+    notes on its own clock when that changed and moves there with `BREAK_TIME_CONSTANT_S`."""
+
+    def __init__(self) -> None:
+        self.target_kpa: float | None = None
+
+
+BREAK_TIME_CONSTANT_S = 20.0  # a burst drains the zone within a minute or so
+
+
 class SimulatedStation(Periodic):
     def __init__(self, spec: StationSpec, start: datetime, seed: int) -> None:
         rng = random.Random(f"{seed}:{spec.station_id}")
@@ -117,6 +129,9 @@ class SimulatedStation(Periodic):
             "turbidity_ntu": _Wander(rng, 0.03, 600.0),
             "temperature_c": _Wander(rng, 0.05, 1800.0),
         }
+        self.loss = PressureLoss()
+        # (when the target last changed, the pressure then, the target); None: no break.
+        self._loss_state: tuple[datetime, float, float | None] | None = None
 
     def values(self, ts: datetime, dt: float) -> dict[str, float]:
         demand = demand_factor(ts)
@@ -137,7 +152,30 @@ class SimulatedStation(Periodic):
             ),
             "temperature_c": round(water_temperature_c(ts) + noise["temperature_c"], 2),
         }
+        every["pressure_kpa"] = round(self._broken(ts, every["pressure_kpa"]), 1)
         return {name: every[name] for name in self.spec.metrics if name in every}
+
+    def _broken(self, ts: datetime, normal: float) -> float:
+        """The pressure with the break's loss: falling to its target, or back to normal once
+        the target is taken away."""
+        target = self.loss.target_kpa
+        state = self._loss_state
+        if state is None and target is None:
+            return normal
+        if state is None or state[2] != target:
+            level = normal if state is None else self._level(ts, normal, state)
+            state = self._loss_state = (ts, level, target)
+        value = self._level(ts, normal, state)
+        if target is None and abs(value - normal) < 1.0:
+            self._loss_state = None  # recovered
+        return value
+
+    @staticmethod
+    def _level(ts: datetime, normal: float, state: tuple[datetime, float, float | None]) -> float:
+        since, start, target = state
+        goal = normal if target is None else target
+        keep = math.exp(-max(0.0, (ts - since).total_seconds()) / BREAK_TIME_CONSTANT_S)
+        return goal + (start - goal) * keep
 
     def report(self, ts: datetime, since: timedelta) -> Publication:
         metrics = self.values(ts, since.total_seconds() or self.interval.total_seconds())
