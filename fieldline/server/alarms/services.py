@@ -13,7 +13,7 @@ marked announced, so a step whose announcement failed goes out on the next run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ from fieldline.server.alarms.rules import (
     describe,
 )
 from fieldline.server.alarms.states import OPEN_STATES, next_state
+from fieldline.server.live.outbox import publish_unannounced
 from fieldline.server.live.services import Live
 from fieldline.server.telemetry.models import TelemetryReading
 from fieldline.settings import Settings
@@ -548,31 +549,21 @@ def _apply_step(session: Session, rule: AlarmRule, station: str, step: Step, run
 
 
 def announce(session: Session, live: Live, now: datetime) -> int:
-    """Publish the steps not announced yet as `alarm` events, oldest first, and mark them;
-    the caller commits. A failure of Redis leaves the rest for the next call."""
+    """Publish the steps not announced yet as `alarm` events (live/outbox.py); the caller
+    commits."""
     from fieldline.server.alarms.payloads import alarm_event
 
-    steps = list(
-        session.scalars(
-            sa.select(AlarmTransition)
-            .where(AlarmTransition.announced_at.is_(None))
-            .order_by(AlarmTransition.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not steps:
-        return 0
-    alarms = {
-        alarm.id: alarm
-        for alarm in session.scalars(
-            sa.select(Alarm).where(Alarm.id.in_({step.alarm_id for step in steps}))
-        )
-    }
-    places = station_places(session, (alarm.station_id for alarm in alarms.values()))
-    rules = rule_ids(session, (alarm.rule_id for alarm in alarms.values()))
-    for step in steps:
-        alarm = alarms[step.alarm_id]
-        live.publish(alarm_event(alarm, step, places.get(alarm.station_id), rules))
-        step.announced_at = now
-        session.flush()
-    return len(steps)
+    def events(steps: Sequence[AlarmTransition]) -> Iterator[dict[str, Any]]:
+        alarms = {
+            alarm.id: alarm
+            for alarm in session.scalars(
+                sa.select(Alarm).where(Alarm.id.in_({step.alarm_id for step in steps}))
+            )
+        }
+        places = station_places(session, (alarm.station_id for alarm in alarms.values()))
+        rules = rule_ids(session, (alarm.rule_id for alarm in alarms.values()))
+        for step in steps:
+            alarm = alarms[step.alarm_id]
+            yield alarm_event(alarm, step, places.get(alarm.station_id), rules)
+
+    return publish_unannounced(session, live, AlarmTransition, now, events)

@@ -17,7 +17,7 @@ repairing; repair verified -> valves opened again (restoring); those done -> clo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +48,7 @@ from fieldline.server.incidents.states import (
     WATER_OFF_STATES,
     next_state,
 )
+from fieldline.server.live.outbox import publish_unannounced
 from fieldline.server.live.services import Live
 from fieldline.server.network.params import IsolationQuery
 from fieldline.server.network.payloads import isolation_body
@@ -687,28 +688,18 @@ def on_task_event(session: Session, event: TaskEvent) -> None:
 
 
 def announce(session: Session, live: Live, now: datetime) -> int:
-    """Publish the steps not announced yet as `incident` events, oldest first, and mark them;
-    the caller commits. A failure of Redis leaves the rest for the next call."""
+    """Publish the steps not announced yet as `incident` events (live/outbox.py); the caller
+    commits."""
     from fieldline.server.incidents.payloads import incident_event
 
-    steps = list(
-        session.scalars(
-            sa.select(IncidentStep)
-            .where(IncidentStep.announced_at.is_(None))
-            .order_by(IncidentStep.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not steps:
-        return 0
-    incidents = {
-        incident.id: incident
-        for incident in session.scalars(
-            sa.select(Incident).where(Incident.id.in_({step.incident_id for step in steps}))
-        )
-    }
-    for step in steps:
-        live.publish(incident_event(session, incidents[step.incident_id], step))
-        step.announced_at = now
-        session.flush()
-    return len(steps)
+    def events(steps: Sequence[IncidentStep]) -> Iterator[dict[str, Any]]:
+        incidents = {
+            incident.id: incident
+            for incident in session.scalars(
+                sa.select(Incident).where(Incident.id.in_({step.incident_id for step in steps}))
+            )
+        }
+        for step in steps:
+            yield incident_event(session, incidents[step.incident_id], step)
+
+    return publish_unannounced(session, live, IncidentStep, now, events)
