@@ -5,20 +5,17 @@ first; the API's errors show beside the field they name; Escape closes the panel
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from fieldline.gis.db import make_sessionmaker
-from fieldline.server.crews.services import add_shift, create_crew
 from fieldline.server.live.services import Live
 from fieldline.settings import Settings
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, crew_on_shift
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -48,16 +45,7 @@ def nearby_crew(
     hydrant: it is available and a candidate for work there."""
     lon, lat = hydrant["geometry"]["coordinates"]
     now = datetime.now(UTC)
-    with make_sessionmaker(browser_engine)() as session:
-        crew = create_crew(session, f"Actions crew {uuid.uuid4().hex[:6]}")
-        add_shift(
-            session,
-            crew.public_id,
-            (now - timedelta(hours=1)).isoformat(),
-            (now + timedelta(hours=8)).isoformat(),
-        )
-        session.commit()
-        crew_id = crew.public_id
+    crew_id = crew_on_shift(browser_engine, "Actions crew")
     live = Live.from_url(browser_settings.redis_url, browser_settings.redis_prefix)
     try:
         point = (lon + 0.002, lat + 0.001)
