@@ -1,6 +1,7 @@
 """`/api/v1/live`: crew positions, telemetry and dead letters as Server-Sent Events, relayed
-from the Redis channel the gateway publishes on. Each open stream holds a server thread (fine
-with gunicorn's threads at today's scale)."""
+from the Redis channel the gateway publishes on. Served as WSGI (the test client, gunicorn's
+threads) each open stream holds a thread; `fieldline serve` serves it on its event loop
+instead (server/asgi.py), after this view has checked the caller and the parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from fieldline.server.telemetry.params import parse_limit
 
 blueprint = Blueprint("live", __name__)
 HEARTBEAT_S = 15.0
+# Where the stream's parameters are left for the event loop's fan-out (server/asgi.py), which
+# serves the stream under `fieldline serve` and never starts this view's body.
+STREAM_PARAMS = "fieldline.live.params"
 
 
 def live() -> Live:
@@ -48,11 +52,12 @@ def stream() -> Any:
     heartbeat_s = HEARTBEAT_S
     if "heartbeat" in request.args:
         raw = request.args["heartbeat"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 60:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 60:
             raise BadRequest("must be a whole number of seconds from 1 to 60", field="heartbeat")
         heartbeat_s = float(raw)
     # `limit` ends the stream after that many events (clients that poll, and tests).
     limit = parse_limit(request.args, 0, 100_000) if "limit" in request.args else None
+    request.environ[STREAM_PARAMS] = (heartbeat_s, limit)
     body = stream_with_context(sse(live().events(heartbeat_s), limit))
     return Response(
         body,
