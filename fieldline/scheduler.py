@@ -55,6 +55,7 @@ JOB_MODULES: tuple[str, ...] = (
     "fieldline.server.verification.jobs",
     "fieldline.server.alarms.jobs",
     "fieldline.server.incidents.jobs",
+    "fieldline.server.telemetry.jobs",
 )
 
 JOB_RUNS = Counter("fieldline_scheduler_job_runs_total", "Job runs that succeeded", ["job"])
@@ -152,7 +153,13 @@ def write_follow_ups(context: JobContext) -> int:
 
 def prune_partitions(context: JobContext) -> list[str]:
     with context.engine.begin() as connection:
-        return prune(connection, context.settings.retention_days, context.now().date())
+        settings = context.settings
+        return prune(
+            connection,
+            settings.retention_days,
+            context.now().date(),
+            history_retention_days=settings.position_history_retention_days,
+        )
 
 
 def partitions_ahead(context: JobContext) -> int:

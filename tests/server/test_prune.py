@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from fieldline.server.telemetry.history import roll_up
 from fieldline.server.telemetry.services import ensure_partitions, prune
 
 
@@ -33,6 +34,7 @@ def test_partitions_are_made_ahead_and_old_ones_dropped(connection: sa.Connectio
         ),
         {"t": old, "d": datetime(2020, 1, 1, tzinfo=UTC)},  # the second goes to DEFAULT
     )
+    roll_up(connection, detail_days=30, today=today + timedelta(days=30))  # before prune drops
     dropped = prune(connection, retention_days=30, today=today + timedelta(days=30))
     # Kept: the days from 30 days before `today` on (2026-03-10 and later).
     assert "positions_p20260309" in dropped and "telemetry_p20260309" in dropped

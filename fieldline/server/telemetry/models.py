@@ -12,7 +12,7 @@ what the device's clock said when it sent (`device_time`) and when the server go
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +54,43 @@ class Position(Base):
     __table_args__ = (
         sa.Index("ix_positions_geom", "geom", postgresql_using="gist"),
         {"postgresql_partition_by": "RANGE (fix_time)"},
+    )
+
+
+class PositionHistory(Base):
+    """A crew's track thinned to one row per device and minute, kept for years after its day's
+    detailed fixes are pruned (telemetry/history.py). The row is the minute's last fix, a real
+    measurement (an average would draw the crew where it never was, across corners and
+    through buildings), with the number of fixes it stands for. Partitioned by month on
+    `minute`; no point column nor GiST index, to keep it small: tracks need lat and lon."""
+
+    __tablename__ = "position_history"
+
+    crew_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    device: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(_TS, primary_key=True)  # the UTC minute's start
+    fix_time: Mapped[datetime] = mapped_column(_TS, nullable=False)
+    fixes: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    lat: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    lon: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    acc_m: Mapped[float | None] = mapped_column(sa.Float)
+    speed_mps: Mapped[float | None] = mapped_column(sa.Float)
+    heading_deg: Mapped[float | None] = mapped_column(sa.Float)
+    alt_m: Mapped[float | None] = mapped_column(sa.Float)
+    batt_pct: Mapped[float | None] = mapped_column(sa.Float)
+    __table_args__ = ({"postgresql_partition_by": "RANGE (minute)"},)
+
+
+class PositionRollup(Base):
+    """A UTC day of positions copied into the history: its detailed partition may be dropped."""
+
+    __tablename__ = "position_rollups"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    fixes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    minutes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # history rows
+    rolled_up_at: Mapped[datetime] = mapped_column(
+        _TS, nullable=False, server_default=sa.func.now()
     )
 
 

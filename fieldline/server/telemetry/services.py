@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,12 @@ from sqlalchemy.orm import Session
 from fieldline.gis.errors import Conflict, InvalidField, NotFound
 from fieldline.gis.models import Station
 from fieldline.server.crews.services import get_crew
+from fieldline.server.telemetry import history
 from fieldline.server.telemetry.models import (
     PARTITIONED,
     DeadLetter,
     Position,
+    PositionHistory,
     StationBinding,
     TelemetryReading,
 )
@@ -34,15 +37,25 @@ def ensure_partitions(connection: sa.Connection, today: date) -> int:
     return created
 
 
-def prune(connection: sa.Connection, retention_days: int, today: date) -> list[str]:
-    """Drop the daily partitions older than the retention (and such rows of DEFAULT)."""
+def prune(
+    connection: sa.Connection,
+    retention_days: int,
+    today: date,
+    history_retention_days: int | None = None,
+) -> list[str]:
+    """Drop the daily partitions older than the retention (and such rows of DEFAULT); a day of
+    positions not rolled up into the history yet is kept until it is. With
+    `history_retention_days`, the history's months older than that go too."""
     before = today - timedelta(days=retention_days)
     dropped: list[str] = []
     for table, column in PARTITIONED.items():
+        limit = history.prunable_before(connection, before) if table == "positions" else before
         dropped += connection.execute(
             sa.text("SELECT fieldline_drop_partitions(CAST(:t AS regclass), :c, :b)"),
-            {"t": table, "c": column, "b": before},
+            {"t": table, "c": column, "b": limit},
         ).scalars()
+    if history_retention_days is not None:
+        dropped += history.prune_history(connection, history_retention_days, today)
     return dropped
 
 
@@ -126,49 +139,124 @@ def list_stations(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def crew_track(
-    session: Session, crew_public_id: str, since: datetime | None, until: datetime | None
-) -> dict[str, Any]:
-    """The crew's accepted fixes as a GeoJSON FeatureCollection of points ordered by fix
-    time, with the track as a LineString feature first when there are two fixes or more."""
-    crew = get_crew(session, crew_public_id)
-    query = sa.select(Position).where(Position.crew_id == crew.public_id)
+# The columns of a track point, in the detailed positions and the history alike (_points).
+_TRACK_COLUMNS = (
+    "device", "fix_time", "lat", "lon", "acc_m", "speed_mps", "heading_deg", "alt_m", "batt_pct"
+)  # fmt: skip
+
+
+def _detailed_fixes(
+    session: Session, crew_id: str, since: datetime | None, until: datetime | None
+) -> list[dict[str, Any]]:
+    # Bounded on fix_time, the partition key, so only the days asked for are read.
+    columns = [getattr(Position, name) for name in _TRACK_COLUMNS]
+    query = sa.select(*columns, sa.literal(1), Position.received_at, Position.device_time)
+    query = query.where(Position.crew_id == crew_id)
     if since is not None:
         query = query.where(Position.fix_time >= since)
     if until is not None:
         query = query.where(Position.fix_time < until)
-    fixes = session.scalars(query.order_by(Position.fix_time, Position.device)).all()
-    points = [
+    return _points(session.execute(query.order_by(Position.fix_time, Position.device)), "fix")
+
+
+def _history_fixes(
+    session: Session, crew_id: str, since: datetime | None, until: datetime
+) -> list[dict[str, Any]]:
+    # Bounded on minute too, the history's partition key, so only those months are read.
+    columns = [getattr(PositionHistory, name) for name in _TRACK_COLUMNS]
+    query = sa.select(*columns, PositionHistory.fixes, sa.null(), sa.null()).where(
+        PositionHistory.crew_id == crew_id,
+        PositionHistory.fix_time < until,
+        PositionHistory.minute < until,
+    )
+    if since is not None:
+        query = query.where(
+            PositionHistory.fix_time >= since, PositionHistory.minute > since - timedelta(minutes=1)
+        )
+    order = (PositionHistory.fix_time, PositionHistory.device)
+    return _points(session.execute(query.order_by(*order)), "minute")
+
+
+def _points(rows: Iterable[Sequence[Any]], resolution: str) -> list[dict[str, Any]]:
+    """GeoJSON points of fixes; `resolution` says whether each is a fix or a minute's last."""
+    return [
         {
             "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
             "properties": {
-                "device": p.device,
-                "fix_time": p.fix_time.isoformat(),
-                "received_at": p.received_at.isoformat(),
-                "device_time": p.device_time.isoformat() if p.device_time else None,
-                "acc_m": p.acc_m,
-                "speed_mps": p.speed_mps,
-                "heading_deg": p.heading_deg,
-                "alt_m": p.alt_m,
-                "batt_pct": p.batt_pct,
+                "device": device,
+                "fix_time": fix_time.isoformat(),
+                "resolution": resolution,
+                "fixes": fixes,
+                "received_at": received_at.isoformat() if received_at else None,
+                "device_time": device_time.isoformat() if device_time else None,
+                "acc_m": acc_m,
+                "speed_mps": speed_mps,
+                "heading_deg": heading_deg,
+                "alt_m": alt_m,
+                "batt_pct": batt_pct,
             },
         }
-        for p in fixes
+        for (
+            device,
+            fix_time,
+            lat,
+            lon,
+            acc_m,
+            speed_mps,
+            heading_deg,
+            alt_m,
+            batt_pct,
+            fixes,
+            received_at,
+            device_time,
+        ) in rows  # the track columns, then the fixes it stands for and two times
     ]
+
+
+def crew_track(
+    session: Session, crew_public_id: str, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The crew's accepted fixes as a GeoJSON FeatureCollection of points ordered by fix
+    time, with the track as a LineString feature first when there are two fixes or more.
+
+    Days rolled up into the position history (history.py) are drawn from it, a fix a minute;
+    later ones from every fix. Each point says its `resolution` (`minute` or `fix`) and how many
+    fixes it stands for; the line says `fix`, `minute` or `mixed`, and `history_until` where
+    the history ends."""
+    crew = get_crew(session, crew_public_id)
+    boundary = history.history_until(session)
+    points: list[dict[str, Any]] = []
+    if boundary is not None and (since is None or since < boundary):
+        end = boundary if until is None else min(until, boundary)
+        points += _history_fixes(session, crew.public_id, since, end)
+    if boundary is None or until is None or until > boundary:
+        start = since if boundary is None or (since is not None and since >= boundary) else boundary
+        points += _detailed_fixes(session, crew.public_id, start, until)
     features = points
     if len(points) > 1:
+        first, last = points[0]["properties"], points[-1]["properties"]
+        resolutions = {point["properties"]["resolution"] for point in points}
         line = {
             "type": "Feature",
-            "geometry": {"type": "LineString", "coordinates": [[p.lon, p.lat] for p in fixes]},
+            "geometry": {
+                "type": "LineString",
+                "coordinates": [point["geometry"]["coordinates"] for point in points],
+            },
             "properties": {
                 "crew_id": crew.public_id,
-                "start": fixes[0].fix_time.isoformat(),
-                "end": fixes[-1].fix_time.isoformat(),
+                "start": first["fix_time"],
+                "end": last["fix_time"],
+                "resolution": resolutions.pop() if len(resolutions) == 1 else "mixed",
             },
         }
         features = [line, *points]
-    return {"type": "FeatureCollection", "crew_id": crew.public_id, "features": features}
+    return {
+        "type": "FeatureCollection",
+        "crew_id": crew.public_id,
+        "history_until": boundary.isoformat() if boundary else None,
+        "features": features,
+    }
 
 
 def station_telemetry(
