@@ -371,7 +371,9 @@ def running(
 
 @contextlib.contextmanager
 def running_fieldline(env: dict[str, str]) -> Iterator[str]:
-    """`fieldline serve` with `env` (FIELDLINE_DATABASE_URL and the like)."""
+    """`fieldline serve` with `env` (FIELDLINE_DATABASE_URL and the like). Requests come as the
+    local operator (FIELDLINE_ANONYMOUS_ROLE=admin unless `env` says otherwise)."""
+    env = {"FIELDLINE_ANONYMOUS_ROLE": "admin", **env}
     port = free_port()
     command = [
         sys.executable,

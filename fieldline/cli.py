@@ -15,6 +15,8 @@ from fieldline.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from fieldline.server.mqtt_access.broker import BrokerAdmin
+
 
 def _settings() -> Settings:
     try:
@@ -62,19 +64,32 @@ def db_upgrade(revision: str) -> None:
 
 @db.command("prune")
 def db_prune() -> None:
-    """Drop position and telemetry partitions older than FIELDLINE_RETENTION_DAYS."""
+    """Drop position and telemetry partitions older than FIELDLINE_RETENTION_DAYS (positions
+    once rolled up into the history, which this does first) and the history's months older
+    than FIELDLINE_POSITION_HISTORY_RETENTION_DAYS."""
     from datetime import UTC, datetime
 
     from fieldline.gis.db import make_engine
+    from fieldline.server.telemetry.history import roll_up
     from fieldline.server.telemetry.services import prune
 
     settings = _settings()
+    today = datetime.now(UTC).date()
     engine = make_engine(settings.database_url)
     try:
         with engine.begin() as connection:
-            dropped = prune(connection, settings.retention_days, datetime.now(UTC).date())
+            rolled = roll_up(connection, settings.positions_detail_days, today)
+        with engine.begin() as connection:
+            dropped = prune(
+                connection,
+                settings.retention_days,
+                today,
+                history_retention_days=settings.position_history_retention_days,
+            )
     finally:
         engine.dispose()
+    for rollup in rolled:
+        click.echo(f"rolled up {rollup.day}: {rollup.fixes} fixes into {rollup.minutes} minutes")
     for name in dropped:
         click.echo(f"dropped {name}")
     click.echo(f"{len(dropped)} partition(s) older than {settings.retention_days} days dropped")
@@ -208,9 +223,11 @@ def export_command(path: Path, fmt: str, layers: tuple[str, ...]) -> None:
 @click.option("--port", type=int, default=None, help="Port to listen on [FIELDLINE_PORT].")
 def serve(host: str | None, port: int | None) -> None:
     """The web server: REST API, OGC API and the map."""
+    from fieldline.server.auth.first_run import first_admin
     from fieldline.server.wsgi import serve as run
 
     settings = _settings()
+    first_admin(settings.database_url, click.echo)
     run(settings, host or settings.host, port or settings.port)
 
 
@@ -534,15 +551,62 @@ def devices() -> None:
 @devices.command("add")
 @click.option("--crew", "crew_id", required=True, help="The crew's id (C-000001).")
 @click.option("--kind", default="own", show_default=True, help="own or owntracks.")
-@click.option("--identifier", required=True, help="A handheld's name, or an OwnTracks user/device.")
-def devices_add(crew_id: str, kind: str, identifier: str) -> None:
-    """Bind a device to a crew; its fixes then count as the crew's."""
-    from fieldline.server.crews.services import bind_device
+@click.option(
+    "--identifier",
+    default=None,
+    help="A handheld's name (made up when left out), or an OwnTracks user/device.",
+)
+def devices_add(crew_id: str, kind: str, identifier: str | None) -> None:
+    """Bind a device to a crew and give it its MQTT login; its fixes then count as the
+    crew's. The password is shown this once (running it again issues a new one)."""
+    from fieldline.server.auth.services import SYSTEM_ACTOR
+    from fieldline.server.mqtt_access.services import add_device, new_identifier
 
-    with _database() as session:
-        device = bind_device(session, crew_id, kind, identifier)
+    if identifier is None and kind == "own":
+        identifier = new_identifier()
+    with _database() as session, _broker_admin() as admin:
+        device, login = add_device(session, admin, crew_id, kind, identifier, actor=SYSTEM_ACTOR)
         session.commit()
     click.echo(f"{device.kind} device {device.identifier} reports for {crew_id}")
+    _echo_login(login.username, login.password)
+
+
+@devices.command("revoke")
+@click.option("--crew", "crew_id", required=True, help="The crew's id (C-000001).")
+@click.option("--kind", default="own", show_default=True, help="own or owntracks.")
+@click.option("--identifier", required=True, help="The device's name or OwnTracks user/device.")
+def devices_revoke(crew_id: str, kind: str, identifier: str) -> None:
+    """Unbind a device and revoke its MQTT login: the broker refuses it from now on and
+    closes its connection."""
+    from fieldline.server.auth.services import SYSTEM_ACTOR
+    from fieldline.server.mqtt_access.services import revoke_device
+
+    with _database() as session, _broker_admin() as admin:
+        revoke_device(session, admin, crew_id, kind, identifier, actor=SYSTEM_ACTOR)
+        session.commit()
+    click.echo(f"{kind} device {identifier} revoked")
+
+
+@contextmanager
+def _broker_admin() -> Iterator[BrokerAdmin]:
+    """The broker's dynamic security API; a broker that cannot take it is the command's error
+    (nothing is committed then)."""
+    from fieldline.server.mqtt_access.broker import BrokerAccessError, BrokerAdmin
+
+    try:
+        yield BrokerAdmin.from_settings(_settings())
+    except BrokerAccessError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+def _echo_login(username: str, password: str) -> None:
+    settings = _settings()
+    click.echo(f"MQTT username: {username}")
+    click.echo(f"MQTT password: {password}  (shown once)")
+    click.echo(
+        f"broker: TLS port {settings.mqtt_tls_port} (CA {settings.mqtt_ca_file}), "
+        f"WebSocket port {settings.mqtt_ws_port}"
+    )
 
 
 @main.group()
@@ -561,6 +625,152 @@ def stations_bind(station_id: str, source: str) -> None:
         binding = bind_station(session, station_id, source)
         session.commit()
     click.echo(f"{binding.source} reports for {station_id}")
+
+
+@stations.command("credentials")
+@click.argument("source")
+@click.option("--revoke", is_flag=True, help="Revoke the login instead of issuing one.")
+def stations_credentials(source: str, revoke: bool) -> None:
+    """Issue (again) or revoke the MQTT login of a SCADA station (its id or bound name: it may
+    publish fieldline/scada/SOURCE) or a Sparkplug edge node (spb:group/edge: its own node and
+    device topics, reading its own commands). The password is shown this once."""
+    from fieldline.server.auth.services import SYSTEM_ACTOR
+    from fieldline.server.mqtt_access.services import add_station_login, revoke_station_login
+
+    with _database() as session, _broker_admin() as admin:
+        if revoke:
+            revoke_station_login(session, admin, source, actor=SYSTEM_ACTOR)
+            session.commit()
+            click.echo(f"{source}: login revoked")
+            return
+        login = add_station_login(session, admin, source, actor=SYSTEM_ACTOR)
+        session.commit()
+    _echo_login(login.username, login.password)
+
+
+# --- people and API tokens -------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """The people (and programs) who sign in."""
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if not from_stdin:
+        return None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", required=True, help="admin, dispatcher, supervisor, crew_member, ...")
+@click.option("--crew", "crew_id", default=None, help="The crew of a crew member (C-000001).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_add(username: str, role: str, crew_id: str | None, password_stdin: bool) -> None:
+    """Add a user; without --password-stdin a password is made and printed once."""
+    from fieldline.server.auth.services import create_user
+
+    with _database() as session:
+        user, generated = create_user(
+            session, username, role, crew_id=crew_id, password=_read_password(password_stdin)
+        )
+        session.commit()
+    click.echo(f"user {user.username} ({user.role}) added")
+    if generated:
+        click.echo(f"password (shown only now): {generated}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every user with its role, crew and state."""
+    from fieldline.server.auth.services import list_users, user_json
+
+    with _database() as session:
+        rows = [user_json(session, user) for user in list_users(session)]
+    for row in rows:
+        state = "disabled" if row["disabled"] else "active"
+        click.echo(
+            f"{row['username']:<24} {row['role']:<12} {row['crew_id'] or '-':<10} {state:<9}"
+            f" last sign-in {row['last_login_at'] or 'never'}"
+        )
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_passwd(username: str, password_stdin: bool) -> None:
+    """Set a user's password (asked for twice, or read from standard input)."""
+    from fieldline.server.auth.services import SYSTEM_ACTOR, get_user, set_password
+
+    password = _read_password(password_stdin)
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _database() as session:
+        set_password(session, get_user(session, username), password, actor=SYSTEM_ACTOR)
+        session.commit()
+    click.echo(f"password of {username} changed")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Refuse a user's sign-ins, sessions and API tokens from now on."""
+    from fieldline.server.auth.services import SYSTEM_ACTOR, update_user
+
+    with _database() as session:
+        update_user(session, username, {"disabled": True}, actor=SYSTEM_ACTOR)
+        session.commit()
+    click.echo(f"user {username} disabled")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for programs (`Authorization: Bearer <token>`)."""
+
+
+@tokens.command("create")
+@click.option("--user", "username", required=True, help="The user the token acts as.")
+@click.option("--name", required=True, help="What the token is for, e.g. billing-sync.")
+@click.option(
+    "--days",
+    type=click.IntRange(1),
+    default=None,
+    help="Valid this long [FIELDLINE_TOKEN_MAX_DAYS].",
+)
+def tokens_create(username: str, name: str, days: int | None) -> None:
+    """Make a token; prints its secret once."""
+    from datetime import UTC, datetime
+
+    from fieldline.server.auth.services import SYSTEM_ACTOR, create_token, get_user
+
+    with _database() as session:
+        token, secret = create_token(
+            session,
+            get_user(session, username),
+            name,
+            datetime.now(UTC),
+            _settings(),
+            days=days,
+            actor=SYSTEM_ACTOR,
+        )
+        session.commit()
+    click.echo(f"token {token.id} for {username}, valid until {token.expires_at.isoformat()}")
+    click.echo(f"secret (shown only now): {secret}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token at once."""
+    from datetime import UTC, datetime
+
+    from fieldline.server.auth.services import SYSTEM_ACTOR, get_token, revoke_token
+
+    with _database() as session:
+        revoke_token(session, get_token(session, token_id), datetime.now(UTC), actor=SYSTEM_ACTOR)
+        session.commit()
+    click.echo(f"token {token_id} revoked")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from fieldline.server.auth.first_run import DEMO_CREW_USER
 from fieldline.server.tasks.models import PRIORITIES
 from fieldline.settings import Settings, get_settings, load_settings, priority_minutes
 
@@ -200,7 +201,7 @@ def background(commands: list[list[str]]) -> Iterator[None]:
                 process.kill()
 
 
-def announce(settings: Settings, crews: list[str], handheld: str) -> None:
+def announce(settings: Settings, crews: list[str], handheld: str, crew_password: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     click.echo("")
     click.echo(f"Fieldline demo: {base}/")
@@ -215,9 +216,11 @@ def announce(settings: Settings, crews: list[str], handheld: str) -> None:
     click.echo(f"  a crew's track:       {base}/api/v1/crews/{crews[0]}/positions")
     click.echo(f"  tasks, KPIs:          {base}/api/v1/tasks   {base}/api/v1/kpis")
     click.echo(f"  readiness:            {base}/readyz")
+    click.echo(f"  sign in:              {base}/login   as `admin` (its password is printed on")
+    click.echo("                        the first run only; `fieldline users passwd admin`)")
     click.echo(
-        f"  crew app:             {base}/crew/   sign in as crew {handheld} "
-        f"with device {HANDHELD_DEVICE}"
+        f"  crew app:             {base}/crew/   sign in as {DEMO_CREW_USER} / {crew_password}, "
+        f"then as crew {handheld} with device {HANDHELD_DEVICE}"
     )
     click.echo(
         "                        (a job is offered to it whenever it has none open; accept "
@@ -235,12 +238,16 @@ def run(
 ) -> None:
     """`speed`: crews react and work, and calls come, that many times faster (driving does
     not); `jobs_per_hour`: the call centre's rate before that factor (0: no calls)."""
+    from fieldline.server.auth.first_run import demo_crew_login, demo_token, first_admin
     from fieldline.server.wsgi import serve
 
     settings = demo_settings(settings or get_settings(), speed)
     crews, handheld = prepare(settings, fixtures)
+    first_admin(settings.database_url, click.echo)
+    # The simulated call centre and dispatcher call the API with a token of their own.
+    os.environ.setdefault("FIELDLINE_SIMULATOR_API_TOKEN", demo_token(settings.database_url))
     with background(helpers(settings, crews, speed, jobs_per_hour, handheld)):
-        announce(settings, crews, handheld)
+        announce(settings, crews, handheld, demo_crew_login(settings.database_url, handheld))
         serve(settings, settings.host, settings.port)
 
 

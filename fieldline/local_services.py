@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
+from fieldline import broker_security
+from fieldline.broker_security import DeviceListeners
 from fieldline.settings import Settings
 
 DEBIAN_PACKAGES = (
@@ -199,10 +201,14 @@ def websockets_listener(ws_port: int, bind: str) -> list[str]:
     return lines
 
 
-def broker_block(ws_port: int | None = None, bind: str = "") -> str:
+def broker_block(
+    ws_port: int | None = None, bind: str = "", listeners: DeviceListeners | None = None
+) -> str:
     lines = [f"{name} {value}" for name, value in BROKER_SETTINGS.items()]
-    if ws_port is not None:
-        # Last in the block: the options after a `listener` line belong to that listener.
+    # Last in the block: the options after a `listener` line belong to that listener.
+    if listeners is not None:
+        lines += broker_security.listener_lines(listeners, bind)
+    elif ws_port is not None:
         lines += websockets_listener(ws_port, bind)
     return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"
 
@@ -212,29 +218,40 @@ def configure_broker(
     report: Callable[[str], None] = _report,
     ws_port: int | None = None,
     mqtt_port: int = 1883,
+    listeners: DeviceListeners | None = None,
 ) -> bool:
     """Put Fieldline's broker settings, and the WebSocket listener on `ws_port` bound like
     the `mqtt_port` one, into the local Mosquitto configuration (a marked block, replaced
-    whole on later runs) and have a running broker reload it. True if it changed."""
+    whole on later runs) and have a running broker reload it. True if it changed.
+
+    With `listeners`, the device-facing listeners (TLS and WebSocket, each requiring a
+    device's login) replace the anonymous WebSocket one, and a head block makes access
+    rules per listener, so that the `mqtt_port` listener stays as it is."""
     if not conf.exists():
         report(f"mosquitto: no {conf}; set {', '.join(BROKER_SETTINGS)} in its configuration")
         return False
     text = conf.read_text()
     bind = mqtt_bind_address(text, mqtt_port) or ""
-    block = broker_block(ws_port, bind)
+    block = broker_block(ws_port, bind, listeners)
     if BLOCK_START in text:
         before, _, rest = text.partition(BLOCK_START)
         _, _, after = rest.partition(BLOCK_END + "\n")
         new_text = before + block + after
     else:
         new_text = text.rstrip("\n") + "\n\n" + block
+    if listeners is not None:
+        new_text = broker_security.with_head(new_text)
     if new_text == text:
         return False
     if os.geteuid() != 0:
-        raise ServicesError(f"add these lines to {conf} as root, then reload Mosquitto:\n{block}")
+        head = broker_security.head_block() if listeners is not None else ""
+        raise ServicesError(
+            f"add these lines to {conf} as root, then reload Mosquitto:\n{head}{block}"
+        )
     conf.write_text(new_text)
     # These settings are reloaded on SIGHUP: no restart, no dropped connections. A new
-    # listener is not (ensure_websockets restarts the broker for it).
+    # listener is not (the broker logs so and keeps its old configuration; ensure_websockets
+    # restarts it then).
     subprocess.run(["pkill", "-HUP", "-x", "mosquitto"], check=False)
     report(f"mosquitto: configured ({', '.join(f'{k} {v}' for k, v in BROKER_SETTINGS.items())})")
     return True
@@ -262,7 +279,7 @@ def restart_broker(server: Server, conf: Path, report: Callable[[str], None] = _
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         raise ServicesError(f"mosquitto: no pid in {pid_file}; restart it by hand") from None
-    report(f"mosquitto: restarting (pid {pid}) for the WebSocket listener")
+    report(f"mosquitto: restarting (pid {pid}) for its new listeners")
     with contextlib.suppress(ProcessLookupError):  # gone already: start it
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
@@ -274,16 +291,22 @@ def restart_broker(server: Server, conf: Path, report: Callable[[str], None] = _
 
 
 def ensure_websockets(
-    settings: Settings, conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] = _report
+    settings: Settings,
+    conf: Path = MOSQUITTO_CONF,
+    report: Callable[[str], None] = _report,
+    tls: bool = False,
 ) -> None:
-    """Restart the local broker when its WebSocket listener is configured but not open yet;
-    a broker already listening there is left alone."""
+    """Restart the local broker when its WebSocket listener (and with `tls` its TLS one) is
+    configured but not open yet; a broker already listening there is left alone."""
     broker = next(server for server in servers(settings) if server.name == "mosquitto")
     port = settings.mqtt_ws_port
     bind = mqtt_bind_address(conf.read_text(), broker.port) if conf.exists() else None
     host = bind or broker.host or "127.0.0.1"
-    if answers(host, port):
+    tls_open = not tls or answers(host, settings.mqtt_tls_port)
+    if answers(host, port) and tls_open:
         report(f"mosquitto: WebSocket listener on {host}:{port}")
+        if tls:
+            report(f"mosquitto: TLS listener on {host}:{settings.mqtt_tls_port}")
         return
     if broker.host not in LOCAL_HOSTS or not conf.exists():
         raise ServicesError(
@@ -305,6 +328,42 @@ def ensure_websockets(
             )
         time.sleep(0.1)
     report(f"mosquitto: WebSocket listener on {host}:{port}")
+    if tls:
+        while not answers(host, settings.mqtt_tls_port):
+            if time.monotonic() > deadline:
+                raise ServicesError(f"mosquitto does not listen on {host}:{settings.mqtt_tls_port}")
+            time.sleep(0.1)
+        report(f"mosquitto: TLS listener on {host}:{settings.mqtt_tls_port}")
+
+
+def device_listeners(settings: Settings) -> DeviceListeners:
+    return DeviceListeners(
+        tls_port=settings.mqtt_tls_port,
+        ws_port=settings.mqtt_ws_port,
+        folder=Path(settings.mqtt_ca_file).parent,
+    )
+
+
+def secure_device_listeners(
+    settings: Settings, conf: Path = MOSQUITTO_CONF, report: Callable[[str], None] = _report
+) -> DeviceListeners | None:
+    """Make the CA, the server certificate and the dynamic security state the device-facing
+    listeners need (once); None when the broker is not this machine's."""
+    mqtt_host = urlsplit(settings.mqtt_url).hostname or ""
+    if mqtt_host not in LOCAL_HOSTS or not conf.exists():
+        return None
+    listeners = device_listeners(settings)
+    password_file = Path(settings.mqtt_admin_password_file)
+    ready = listeners.ca_file.exists() and listeners.state_file.exists() and password_file.exists()
+    if not ready and os.geteuid() != 0:
+        raise ServicesError(
+            f"the broker's CA ({listeners.ca_file}) and device logins are made as root: "
+            "sudo fieldline services up"
+        )
+    broker_security.ensure_certificates(listeners, report)
+    broker_security.ensure_state(listeners, settings.mqtt_admin_user, password_file, report)
+    report(f"mosquitto: devices trust the CA {listeners.ca_file}")
+    return listeners
 
 
 def libpq_url(url: str, database: str | None = None) -> str:
@@ -341,9 +400,12 @@ def ensure_database(url: str, report: Callable[[str], None] = _report) -> None:
 def services_up(settings: Settings, report: Callable[[str], None] = _report) -> None:
     install_packages(missing_packages(), report)
     mqtt_port = urlsplit(settings.mqtt_url).port or 1883
-    configure_broker(report=report, ws_port=settings.mqtt_ws_port, mqtt_port=mqtt_port)
+    listeners = secure_device_listeners(settings, report=report)
+    configure_broker(
+        report=report, ws_port=settings.mqtt_ws_port, mqtt_port=mqtt_port, listeners=listeners
+    )
     for server in servers(settings):
         ensure_running(server, report)
-    ensure_websockets(settings, report=report)
+    ensure_websockets(settings, report=report, tls=listeners is not None)
     for url in (settings.sqlalchemy_url, settings.test_database_url):
         ensure_database(url, report)

@@ -7,8 +7,10 @@ geographic core never has to import the server's models.
 from __future__ import annotations
 
 import fieldline.server.alarms.models
+import fieldline.server.auth.models
 import fieldline.server.crews.models
 import fieldline.server.incidents.models
+import fieldline.server.mqtt_access.models
 import fieldline.server.notices.models
 import fieldline.server.service_levels.models
 import fieldline.server.tasks.models

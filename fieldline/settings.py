@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,11 +31,25 @@ class Settings(BaseSettings):
     # app is told at sign-in; empty: ws://<the host name the app signed in at>:<port>.
     mqtt_ws_port: Annotated[int, Field(ge=1, le=65535)] = 9001
     mqtt_ws_url: str = ""
+    # Devices connect with their own credentials (`fieldline devices add`) to the broker's TLS
+    # listener and to the WebSocket one; Fieldline changes those credentials through the broker's
+    # dynamic security API as `mqtt_admin_user`, whose password `fieldline services up` keeps in
+    # `mqtt_admin_password_file`, over TLS checked against `mqtt_ca_file`.
+    mqtt_tls_port: Annotated[int, Field(ge=1, le=65535)] = 8883
+    mqtt_ca_file: str = "/etc/mosquitto/fieldline/ca.crt"
+    mqtt_admin_user: str = "fieldline-admin"
+    mqtt_admin_password_file: str = "/etc/mosquitto/fieldline/admin.password"
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     web_workers: Annotated[int, Field(ge=1, le=64)] = 2
     web_threads: Annotated[int, Field(ge=1, le=64)] = 4
+    # `asgi`: uvicorn's gunicorn worker; the live stream is served on its event loop, the rest by
+    # Flask on `web_threads` threads (server/asgi.py). `gthread`: gunicorn's threads only, each
+    # open live stream holding one of them.
+    web_server: Literal["asgi", "gthread"] = "asgi"
+    # Events an open live stream may fall behind before it is ended (the client reconnects).
+    live_client_queue: Annotated[int, Field(ge=10, le=100_000)] = 1000
 
     # The utility's own projected CRS, offered next to WGS 84 and Web Mercator.
     local_crs: str = "EPSG:3067"
@@ -77,12 +91,24 @@ class Settings(BaseSettings):
     mqtt_keepalive_s: Annotated[int, Field(ge=1, le=65535)] = 30
     gateway_max_payload_bytes: Annotated[int, Field(ge=64)] = 64 * 1024
     gateway_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Requests a minute per principal (its API token's or user's name, else the client's
+    # address), and messages a minute per device in the gateway (over it: dead letter
+    # `rate_limited`); both counted in Redis, generous so that normal use never meets them.
+    rate_limit_api: Annotated[int, Field(ge=1)] = 6000
+    rate_limit_device: Annotated[int, Field(ge=1)] = 1200
     gateway_flush_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     gateway_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108  # 0: no /metrics
     deadletter_payload_bytes: Annotated[int, Field(ge=0)] = 4096  # raw payload kept
     deadletter_stream_maxlen: Annotated[int, Field(ge=1)] = 10_000
     # Days of positions and telemetry kept; `fieldline db prune` drops older partitions.
     retention_days: Annotated[int, Field(ge=1)] = 90
+    # Days of positions a crew's track is drawn from in full: each older UTC day is thinned to
+    # a fix a minute into the position history (the scheduler's `position_rollup`) before
+    # prune may drop it; at most FIELDLINE_RETENTION_DAYS, and longer than
+    # FIELDLINE_GPS_MAX_AGE_S so that offline backlogs are in before their day is thinned.
+    # The history is kept for `position_history_retention_days`.
+    positions_detail_days: Annotated[int, Field(ge=1)] = 30
+    position_history_retention_days: Annotated[int, Field(ge=1)] = 5 * 366
 
     # GPS filters: each named filter is switched on by being listed.
     gps_filters: str = "invalid,zero,future,too_old,accuracy,duplicate,jump,too_frequent"
@@ -228,8 +254,22 @@ class Settings(BaseSettings):
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9109
 
     log_level: str = "INFO"
-    # Role of a request that carries no credentials (the local operator until sign-in exists).
-    anonymous_role: str = "admin"
+    # Role of a request that carries no credentials; empty: none (such a request gets 401).
+    anonymous_role: str = ""
+    # Signs the web session cookie; empty: one is generated once and kept in the database, so
+    # every web process agrees. Secure cookies: the session cookie is sent over HTTPS only.
+    secret_key: str = ""
+    secure_cookies: bool = False
+    session_hours: Annotated[float, Field(gt=0, le=24 * 31)] = 12.0
+    # Sign-ins refused for a while after this many failures for one user name in the window.
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_lockout_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15.0
+    # API tokens expire: at most this many days after they are made (the default for a new one).
+    token_max_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    # OGC API - Features reads (GET under /ogc) without credentials; writes never.
+    ogc_public_reads: bool = False
+    # The API token `fieldline simulate` calls the server with (`fieldline demo` makes one).
+    simulator_api_token: str = ""
 
     @field_validator("database_url", "test_database_url")
     @classmethod
@@ -320,8 +360,8 @@ class Settings(BaseSettings):
     def _role(cls, value: str) -> str:
         from fieldline.roles import ROLES
 
-        if value not in ROLES:
-            raise ValueError("must be one of " + ", ".join(ROLES))
+        if value and value not in ROLES:
+            raise ValueError("must be empty (none) or one of " + ", ".join(ROLES))
         return value
 
     @field_validator("sla_arrival_minutes", "sla_completion_minutes")
@@ -354,6 +394,14 @@ class Settings(BaseSettings):
     @classmethod
     def _gps_intervals(cls, value: str) -> str:
         return ",".join(f"{name}={seconds:g}" for name, seconds in gps_intervals(value).items())
+
+    @field_validator("positions_detail_days")
+    @classmethod
+    def _detail_within_retention(cls, value: int, info: ValidationInfo) -> int:
+        retention = info.data.get("retention_days")
+        if retention is not None and value > retention:
+            raise ValueError(f"must not exceed FIELDLINE_RETENTION_DAYS ({retention})")
+        return value
 
     @field_validator("verification_radius_cap_m", "verification_coverage_radius_cap_m")
     @classmethod

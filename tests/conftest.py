@@ -5,7 +5,9 @@ and each test inside a transaction that is rolled back, so tests never see each 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ from fieldline.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CITY = ROOT / "fixtures" / "city"
+# Most tests act as the local operator with every permission, as an unconfigured server did
+# before sign-in existed; the environment carries it to settings tests build themselves and to
+# the servers they start. Tests of sign-in and permissions ask for no anonymous role.
+os.environ.setdefault("FIELDLINE_ANONYMOUS_ROLE", "admin")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +39,7 @@ def settings() -> Settings:
     # Any FIELDLINE_TEST_DATABASE_URL works: the database is created when missing, so
     # several test runs can use databases of their own side by side.
     ensure_database(base.test_database_url, report=lambda line: None)
-    return load_settings(database_url=base.test_database_url)
+    return load_settings(database_url=base.test_database_url, anonymous_role="admin")
 
 
 def recreate_database(url: str) -> None:
@@ -66,13 +72,50 @@ def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
     with engine.connect() as connection:
         transaction = connection.begin()
         yield connection
+        forget_broker_logins(connection)
         transaction.rollback()
+
+
+def forget_broker_logins(connection: sa.Connection) -> None:
+    """Devices' MQTT logins a test made live on the machine's broker, whose rows the rollback
+    is about to forget, are removed from the broker too."""
+    live = sa.text("SELECT username FROM device_credentials WHERE revoked_at IS NULL")
+    try:
+        inside = set(connection.execute(live).scalars())
+    except sa.exc.DBAPIError:  # a test's failed statement aborted the transaction
+        return
+    if not inside:
+        return
+    with connection.engine.connect() as outside:
+        made = inside - set(outside.execute(live).scalars())
+    if made:
+        from fieldline.server.mqtt_access import acl
+        from fieldline.server.mqtt_access.broker import BrokerAdmin
+
+        admin = BrokerAdmin.from_settings(load_settings())
+        admin.send([command for name in sorted(made) for command in acl.delete_commands(name)])
+
+
+def forget_database_logins(bind: sa.Engine | sa.Connection) -> None:
+    """Remove from the machine's broker every live MQTT login a committed test database holds
+    (the browser tests' server signs handhelds in for real)."""
+    live = sa.text("SELECT username FROM device_credentials WHERE revoked_at IS NULL")
+    with bind.connect() if isinstance(bind, sa.Engine) else nullcontext(bind) as connection:
+        names = sorted(set(connection.execute(live).scalars()))
+    if names:
+        from fieldline.server.mqtt_access import acl
+        from fieldline.server.mqtt_access.broker import BrokerAdmin
+
+        admin = BrokerAdmin.from_settings(load_settings())
+        admin.send([command for name in names for command in acl.delete_commands(name)])
 
 
 @pytest.fixture
 def session(connection: sa.Connection) -> Iterator[Session]:
     with make_sessionmaker(connection)() as session:
         yield session
+        # Closing the session rolls back its savepoint, and what requests wrote after it.
+        forget_broker_logins(session.connection())
 
 
 @pytest.fixture

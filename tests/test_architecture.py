@@ -23,6 +23,13 @@ PUBLIC_ENDPOINTS = {
     "home.index",
     "health.healthz",
     "health.readyz",
+    # The way in: the login page and API, and who is signed in (401 when nobody).
+    "auth.login_page",
+    "auth.login_form",
+    "auth.login",
+    "auth.logout",
+    "auth.me",
+    "api_docs.openapi",
 }
 
 

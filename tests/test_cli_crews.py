@@ -13,6 +13,9 @@ from click.testing import CliRunner
 
 from fieldline.cli import main
 from fieldline.device_gateway.directory import DatabaseDirectory
+from fieldline.server.mqtt_access import acl
+from fieldline.server.mqtt_access.broker import BrokerAdmin
+from fieldline.settings import load_settings
 
 CREW_ID = re.compile(r"C-\d{6}")
 
@@ -23,6 +26,21 @@ def tag(engine: sa.Engine) -> Iterator[str]:
     tag = uuid.uuid4().hex[:8]
     yield tag
     with engine.begin() as connection:
+        # Devices' broker logins made by `devices add` for this test's crews, and their audit.
+        crews = connection.execute(
+            sa.text("SELECT public_id FROM crews WHERE name LIKE :t"), {"t": f"%{tag}%"}
+        ).scalars()
+        subjects = [f"{crew_id} %" for crew_id in crews]
+        logins = connection.execute(
+            sa.text("DELETE FROM device_credentials WHERE subject LIKE ANY(:s) RETURNING username"),
+            {"s": subjects},
+        ).scalars()
+        admin = BrokerAdmin.from_settings(load_settings())
+        for username in set(logins):
+            admin.send(acl.delete_commands(username))
+            connection.execute(
+                sa.text("DELETE FROM security_events WHERE subject = :u"), {"u": username}
+            )
         connection.execute(sa.text("DELETE FROM crews WHERE name LIKE :t"), {"t": f"%{tag}%"})
         connection.execute(
             sa.text("DELETE FROM station_bindings WHERE source LIKE :t"), {"t": f"%{tag}%"}
@@ -124,6 +142,24 @@ def test_a_device_added_on_the_command_line_is_known_to_the_gateway(
     assert taken.exit_code == 1 and f"bound to {crew_id}" in taken.output
     directory.load()
     assert directory.owntracks_crew(identifier) == crew_id
+
+
+def test_devices_add_makes_a_login_and_revoke_removes_it(
+    runner: CliRunner, engine: sa.Engine, tag: str
+) -> None:
+    crew_id = add_crew(runner, f"Login crew {tag}")
+    added = runner.invoke(main, ["devices", "add", "--crew", crew_id])
+    assert added.exit_code == 0, added.output
+    name = re.search(r"own device (handheld-[0-9a-f]{8}) reports for", added.output)
+    assert name is not None and f"MQTT username: {name[1]}" in added.output
+    assert "MQTT password: " in added.output
+    directory = DatabaseDirectory(engine)
+    directory.load()
+    assert directory.handheld_crew(name[1]) == crew_id  # the gateway's check of named fixes
+    revoked = runner.invoke(main, ["devices", "revoke", "--crew", crew_id, "--identifier", name[1]])
+    assert revoked.exit_code == 0, revoked.output
+    again = runner.invoke(main, ["devices", "revoke", "--crew", crew_id, "--identifier", name[1]])
+    assert again.exit_code == 1 and "has no own device" in again.output
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fieldline import local_services
+from fieldline import broker_security, local_services
 from fieldline.local_services import ServicesError, services_up
 from fieldline.settings import Settings
 
@@ -70,11 +70,14 @@ def test_broker_block_is_added_once_and_replaced_in_place(
 def test_the_machines_broker_keeps_a_large_queue_and_a_websocket_listener(
     settings: Settings,
 ) -> None:
-    # After `services up`, the local broker's configuration carries the block.
+    # After `services up`, the local broker's configuration carries the block, with the
+    # device-facing listeners, and access rules per listener.
     text = local_services.MOSQUITTO_CONF.read_text()
     bind = local_services.mqtt_bind_address(text, 1883)
     assert bind is not None
-    assert local_services.broker_block(settings.mqtt_ws_port, bind) in text
+    listeners = local_services.device_listeners(settings)
+    assert local_services.broker_block(settings.mqtt_ws_port, bind, listeners) in text
+    assert text.startswith(broker_security.head_block())
 
 
 @pytest.mark.parametrize(

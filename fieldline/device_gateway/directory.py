@@ -26,6 +26,7 @@ class DirectoryUnavailable(Exception):
 class Directory(Protocol):
     def crew_mode(self, crew_id: str) -> str | None: ...
     def owntracks_crew(self, identifier: str) -> str | None: ...
+    def handheld_crew(self, identifier: str) -> str | None: ...
     def station(self, name: str) -> str | None: ...
     def meter(self, meter_id: str) -> bool: ...
 
@@ -39,19 +40,20 @@ class DatabaseDirectory:
         self._loaded_at = float("-inf")
         self._crews: dict[str, str] = {}
         self._owntracks: dict[str, str] = {}
+        self._handhelds: dict[str, str] = {}
         self._stations: dict[str, str] = {}
         self._meters: frozenset[str] = frozenset()
 
     def load(self) -> None:
         with self.engine.connect() as connection:
             crews = dict(connection.execute(sa.select(Crew.public_id, Crew.mode)).all())
-            owntracks = dict(
-                connection.execute(
-                    sa.select(Device.identifier, Crew.public_id)
-                    .join(Crew, Crew.id == Device.crew_id)
-                    .where(Device.kind == "owntracks")
-                ).all()
-            )
+            devices = connection.execute(
+                sa.select(Device.kind, Device.identifier, Crew.public_id).join(
+                    Crew, Crew.id == Device.crew_id
+                )
+            ).all()
+            owntracks = {name: crew for kind, name, crew in devices if kind == "owntracks"}
+            handhelds = {name: crew for kind, name, crew in devices if kind == "own"}
             stations = {pid: pid for (pid,) in connection.execute(sa.select(Station.public_id))}
             stations.update(
                 connection.execute(
@@ -62,7 +64,7 @@ class DatabaseDirectory:
             )
             meters = frozenset(connection.execute(sa.select(Meter.public_id)).scalars())
         with self._lock:
-            self._crews, self._owntracks = crews, owntracks
+            self._crews, self._owntracks, self._handhelds = crews, owntracks, handhelds
             self._stations, self._meters = stations, meters
             self._loaded_at = time.monotonic()
 
@@ -91,6 +93,9 @@ class DatabaseDirectory:
 
     def owntracks_crew(self, identifier: str) -> str | None:
         return self._lookup("_owntracks", identifier)
+
+    def handheld_crew(self, identifier: str) -> str | None:
+        return self._lookup("_handhelds", identifier)
 
     def station(self, name: str) -> str | None:
         return self._lookup("_stations", name)

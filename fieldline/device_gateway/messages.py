@@ -38,6 +38,9 @@ class Fix:
     alt_m: float | None = None
     batt_pct: float | None = None
     device_time: datetime | None = None  # the device's clock when it sent, when it says
+    # The handheld a fix names itself (own JSON's `device` or `tid`): it must be bound to the
+    # crew of the topic, or another crew's device is speaking for this one.
+    named_device: str | None = None
 
 
 @dataclass(frozen=True)

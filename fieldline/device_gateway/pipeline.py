@@ -228,6 +228,11 @@ class Pipeline:
                 return replace(message, crew_id=crew_id)
             if directory.crew_mode(message.crew_id) is None:
                 raise Rejected("unknown_crew", message.crew_id)
+            named = message.named_device
+            if named is not None and directory.handheld_crew(named) != message.crew_id:
+                raise Rejected(
+                    "device_not_bound", f"handheld {named} is not bound to {message.crew_id}"
+                )
         elif isinstance(message, TaskStatus | FieldReport):
             if directory.crew_mode(message.crew_id) is None:
                 raise Rejected("unknown_crew", message.crew_id)

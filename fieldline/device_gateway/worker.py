@@ -37,6 +37,7 @@ from fieldline.device_gateway import metrics, receiver
 from fieldline.device_gateway.directory import DatabaseDirectory, DirectoryUnavailable
 from fieldline.device_gateway.fanout import Fanout
 from fieldline.device_gateway.pipeline import Inbound, Outcome, Pipeline
+from fieldline.device_gateway.rate_limit import DeviceRateLimit
 from fieldline.device_gateway.storage import Store, Written
 from fieldline.device_gateway.task_handover import TaskHandover
 from fieldline.device_gateway.topics import ROUTES
@@ -111,6 +112,9 @@ class Gateway:
         )
         self.pipeline = Pipeline(settings, DatabaseDirectory(self.engine))
         self.live = Live.from_url(settings.redis_url, settings.redis_prefix)
+        self.rate_limit = DeviceRateLimit.from_url(
+            settings.redis_url, settings.redis_prefix, settings.rate_limit_device
+        )
         self.fanout = Fanout(
             self.live, self._announce, settings.deadletter_stream_maxlen, self._send_command
         )
@@ -238,7 +242,13 @@ class Gateway:
             if not batch:
                 continue
             pairs = []
-            for inbound in batch:
+            over = self.rate_limit.over([inbound.topic for inbound in batch])
+            for inbound, limited in zip(batch, over, strict=True):
+                if limited:
+                    detail = f"more than {self.settings.rate_limit_device} messages a minute"
+                    rejected = self.pipeline.reject(inbound, "", "rate_limited", detail)
+                    pairs.append((inbound, rejected))
+                    continue
                 outcome = self._process_retrying(inbound)
                 if outcome is None:
                     log.warning(

@@ -21,7 +21,7 @@ from fieldline.gis.crs import WGS84, Crs, crs_from_srid
 from fieldline.gis.errors import InvalidField
 from fieldline.gis.layers import COMMON_PROPERTIES, LAYERS, Attribute, Layer
 from fieldline.gis.models import SRID
-from fieldline.gis.validation import parse_datetime, parse_value
+from fieldline.gis.validation import check_bigint, parse_datetime, parse_value
 
 # Query parameters that are not attribute filters.
 RESERVED_PARAMS = frozenset(
@@ -316,7 +316,7 @@ def _query_value(attribute: Attribute, raw: str, field: str) -> Any:
         if attribute.kind == "number":
             value = float(raw)
         elif attribute.kind == "integer":
-            value = int(raw)
+            value = check_bigint(int(raw), field)
         elif attribute.kind == "boolean":
             value = {"true": True, "false": False}[raw.lower()]
     except (ValueError, KeyError):

@@ -21,6 +21,8 @@ from fieldline.gis.layers import Attribute, Layer
 MAX_TEXT_LENGTH = 500
 MAX_VERTICES = 100_000
 
+BIGINT_MAX = 2**63 - 1
+
 
 def parse_geometry(layer: Layer, value: Any, crs: Crs, field: str = "geometry") -> BaseGeometry:
     """A GeoJSON geometry of the layer's type, returned in WGS 84."""
@@ -132,7 +134,14 @@ def _integer(raw: Any, field: str) -> int:
         raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise InvalidField(field, "must be a whole number")
-    return raw
+    return check_bigint(raw, field)
+
+
+def check_bigint(value: int, field: str) -> int:
+    """A whole number PostgreSQL's bigint holds: larger ones fail in the database."""
+    if not -BIGINT_MAX <= value <= BIGINT_MAX:
+        raise InvalidField(field, f"must be between {-BIGINT_MAX} and {BIGINT_MAX}")
+    return value
 
 
 def _boolean(raw: Any, field: str) -> bool:

@@ -7,7 +7,9 @@ import logging
 import sqlalchemy as sa
 from flask import Flask
 
+from fieldline.server.auth.cookies import configure_sessions
 from fieldline.server.errors import register_error_handlers
+from fieldline.server.limits import register as register_limits
 from fieldline.server.resources import Resources, close_db
 from fieldline.settings import Settings, get_settings
 
@@ -28,10 +30,14 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["fieldline"] = Resources.from_settings(settings, bind)
     app.teardown_appcontext(close_db)
+    configure_sessions(app, settings)
     register_error_handlers(app)
+    register_limits(app, settings)
 
     from fieldline.server.alarms.views import blueprint as alarms
+    from fieldline.server.api_docs.views import blueprint as api_docs
     from fieldline.server.assets.views import blueprint as assets
+    from fieldline.server.auth.views import blueprint as auth
     from fieldline.server.crew_app.views import blueprint as crew_app
     from fieldline.server.crews.views import blueprint as crews
     from fieldline.server.dispatch.views import blueprint as dispatch
@@ -58,6 +64,7 @@ def create_app(
     app.register_blueprint(health)
     app.register_blueprint(web_map)
     app.register_blueprint(crew_app)
+    app.register_blueprint(auth)
     app.register_blueprint(assets, url_prefix="/api/v1/assets")
     app.register_blueprint(imports, url_prefix="/api/v1/imports")
     app.register_blueprint(exports, url_prefix="/api/v1/exports")
@@ -77,4 +84,5 @@ def create_app(
     app.register_blueprint(verification, url_prefix="/api/v1")
     app.register_blueprint(reports, url_prefix="/api/v1/reports")
     app.register_blueprint(uploads, url_prefix="/api/v1/uploads")
+    app.register_blueprint(api_docs, url_prefix="/api/v1")
     return app

@@ -91,7 +91,10 @@ def from_gis_error(error: GisError) -> AppError:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(error: AppError) -> Response:
-        return problem(error.status, error.title, error.detail, error.field, **error.extra)
+        response = problem(error.status, error.title, error.detail, error.field, **error.extra)
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.errorhandler(GisError)
     def _gis_error(error: GisError) -> Response:

@@ -35,7 +35,7 @@ from fieldline.local_services import database_name
 from fieldline.server import create_app
 from fieldline.server.crews.services import add_shift, bind_device, create_crew
 from fieldline.settings import Settings, load_settings
-from tests.conftest import CITY, ROOT, recreate_database
+from tests.conftest import CITY, ROOT, forget_database_logins, recreate_database
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Debian's package; `fieldline services up` installs it. Playwright never downloads a browser.
@@ -66,6 +66,7 @@ def browser_settings(settings: Settings) -> Settings:
         mqtt_url=settings.mqtt_url,
         redis_prefix=f"fieldline-{database_name(url)}",
         log_level="WARNING",
+        anonymous_role="admin",  # the local operator; tests of signing in set none
     )
     # The database is new: so are its crews' latest fixes (crew ids start again from 1).
     client = redis.Redis.from_url(found.redis_url)
@@ -91,6 +92,7 @@ def serving(settings: Settings, name: str) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+        forget_database_logins(app.extensions["fieldline"].bind)
         app.extensions["fieldline"].bind.dispose()
 
 

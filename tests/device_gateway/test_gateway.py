@@ -235,8 +235,12 @@ def test_garbage_is_dead_lettered_with_its_reason_and_the_gateway_keeps_going(
     }
     assert bytes(next(r.payload for r in rows if r.reason == "bad_json")) == garbage
 
-    stream = running.redis.xrange(f"{running.settings.redis_prefix}:deadletter")
-    assert {entry["reason"] for _, entry in stream} == {"bad_json", "unknown_device"}
+    # The stream is written after the commit that made the rows.
+    def streamed() -> set[str]:
+        stream = running.redis.xrange(f"{running.settings.redis_prefix}:deadletter")
+        return {entry["reason"] for _, entry in stream}
+
+    assert wait_for(lambda: len(streamed()) == 2 and streamed()) == {"bad_json", "unknown_device"}
     wait_for(lambda: any(json.loads(p)["topic"] == topic for p in announced))
     told = next(json.loads(p) for p in announced if json.loads(p)["topic"] == topic)
     assert told["reason"] == "bad_json" and told["payload_bytes"] == len(garbage)

@@ -25,6 +25,9 @@ class KnownDevices:
     def owntracks_crew(self, identifier: str) -> str | None:
         return {"anna/phone": "C-000001"}.get(identifier)
 
+    def handheld_crew(self, identifier: str) -> str | None:
+        return {"tablet-1": "C-000001"}.get(identifier)
+
     def station(self, name: str) -> str | None:
         return {"S-000001": "S-000001", "PS-KAMPPI": "S-000001"}.get(name)
 
@@ -59,6 +62,19 @@ def test_what_cannot_be_used_is_dead_lettered_with_a_reason() -> None:
     ]
     assert reasons(run("fieldline/elsewhere", "{}")) == ["unknown_topic"]
     assert reasons(run("owntracks/anna/phone", b"\xff")) == ["not_utf8"]
+
+
+def test_a_fix_naming_another_crews_handheld_is_dead_lettered() -> None:
+    topic = "fieldline/crews/C-000001/position"
+    own = run(topic, '{"ts": 1795435200, "lat": 60.17, "lon": 24.94, "device": "tablet-1"}')
+    assert [fix.crew_id for fix in own.fixes] == ["C-000001"]
+    for field in ("device", "tid"):
+        payload = json.dumps({"ts": 1795435200, "lat": 60.17, "lon": 24.94, field: "tablet-9"})
+        outcome = run(topic, payload)
+        assert outcome.fixes == []
+        (letter,) = outcome.dead_letters
+        assert letter.reason == "device_not_bound"
+        assert "tablet-9 is not bound to C-000001" in letter.detail
 
 
 def test_oversized_payloads_are_refused_and_kept_capped() -> None:

@@ -88,6 +88,9 @@ class BoundEdge:
     def owntracks_crew(self, identifier: str) -> str | None:
         return None
 
+    def handheld_crew(self, identifier: str) -> str | None:
+        return None
+
     def station(self, name: str) -> str | None:
         return {"spb:plant/edge-1": STATION}.get(name)
 

@@ -18,7 +18,11 @@ export function wsUrl(url, page = window.location.href) {
 }
 
 export class Link extends EventTarget {
-  /** @param {{ws_url: string, client_id: string, topics: {inbox: string}}} mqttConfig */
+  /**
+   * @param {{ws_url: string, client_id: string, username: string, password: string,
+   *   topics: {inbox: string}}} mqttConfig the sign-in's `mqtt`: the broker's WebSocket
+   *   listener takes only a device's own login, which reads its crew's inbox alone.
+   */
   constructor(mqttConfig) {
     super();
     this.config = mqttConfig;
@@ -35,6 +39,8 @@ export class Link extends EventTarget {
   start() {
     const client = mqtt.connect(wsUrl(this.config.ws_url), {
       clientId: this.config.client_id,
+      username: this.config.username,
+      password: this.config.password,
       clean: false,
       protocolVersion: 4,
       keepalive: KEEPALIVE_S,

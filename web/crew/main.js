@@ -10,6 +10,7 @@ import { Gps, intervalFor, metresBetween } from './gps.js';
 import { Link } from './link.js';
 import { Outbox } from './outbox.js';
 import { wireReportForm } from './report.js';
+import { endWebSession } from './csrf.js';
 import { signIn, SignInRefused } from './signIn.js';
 import { TaskBook } from './tasks.js';
 import { renderTasks } from './taskList.js';
@@ -286,7 +287,8 @@ async function run(db, session) {
     app.stop();
     await db.delete('kv', 'session');
     window.fieldlineCrew = null;
-    showSignIn(db);
+    await endWebSession(config.api_prefix);
+    window.location.assign(`/login?next=${encodeURIComponent(config.scope)}`);
   };
   await app.start();
 }

@@ -5,6 +5,8 @@
 // to each other go as one array message; a photo is uploaded before the report that names it
 // (it was queued first).
 
+import { csrfHeader } from './csrf.js';
+
 const MAX_FIXES_PER_MESSAGE = 200;
 const RETRY_MS = 10_000;
 
@@ -125,7 +127,7 @@ export class Outbox extends EventTarget {
       response = await fetch(`${this.apiPrefix}/uploads/${item.uuid}`, {
         method: 'PUT',
         body: item.blob,
-        headers: { 'Content-Type': item.blob.type || 'application/octet-stream' },
+        headers: { 'Content-Type': item.blob.type || 'application/octet-stream', ...csrfHeader() },
         credentials: 'same-origin',
       });
     } catch (error) {

@@ -1,6 +1,8 @@
 // POST /api/v1/crews/{crew_id}/sign-in with the device id: the broker's WebSocket URL, the
 // client id and topics, the GPS intervals and where the crew's tasks are.
 
+import { csrfHeader } from './csrf.js';
+
 /** The server said no (unknown crew, device not bound to it): signing in again will not help. */
 export class SignInRefused extends Error {}
 
@@ -9,7 +11,7 @@ export async function signIn(apiPrefix, crewId, deviceId) {
   try {
     response = await fetch(`${apiPrefix}/crews/${encodeURIComponent(crewId)}/sign-in`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...csrfHeader() },
       body: JSON.stringify({ device_id: deviceId }),
       credentials: 'same-origin',
     });

@@ -11,6 +11,25 @@ export class ApiError extends Error {
   }
 }
 
+/** The session's CSRF token, which the page carries: sent with every unsafe request. */
+export function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]')?.content ?? '';
+}
+
+/** Where a request answered 401 (the session ended) sends the browser: sign in, then back. */
+function toLogin() {
+  window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+}
+
+/** End the session and go to the login page. */
+export async function signOut(apiPrefix) {
+  try {
+    await postJson(`${apiPrefix}/auth/logout`);
+  } finally {
+    window.location.assign('/login');
+  }
+}
+
 /** GET a JSON document; throws ApiError with the server's `detail` and `field`. */
 export function getJson(url, { timeoutMs = 10000, signal = undefined } = {}) {
   return requestJson(url, { timeoutMs, signal });
@@ -32,6 +51,7 @@ async function requestJson(url, { timeoutMs, signal = undefined, method = 'GET',
   signal?.addEventListener('abort', () => controller.abort());
   const headers = { Accept: 'application/json' };
   if (sent !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
   let response;
   try {
     response = await fetch(url, {
@@ -46,6 +66,7 @@ async function requestJson(url, { timeoutMs, signal = undefined, method = 'GET',
     clearTimeout(timer);
   }
   const body = await response.json().catch(() => null);
+  if (response.status === 401) toLogin();
   if (!response.ok) {
     const detail = body?.detail ?? `${response.status} ${response.statusText}`;
     throw new ApiError(detail, { status: response.status, field: body?.field, body });

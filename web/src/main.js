@@ -3,7 +3,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './map.css';
 
 import { createActions } from './actions.js';
-import { watchServer } from './api.js';
+import { signOut, watchServer } from './api.js';
 import { readConfig } from './config.js';
 import { createCrewPanel } from './crewPanel.js';
 import { createCrewsLayer, crewLegend } from './crews.js';
@@ -136,3 +136,11 @@ window.fieldlineMap = {
   setLayerVisible: (name, visible) => setLayerVisible(map, name, visible),
   loaded: new Promise((resolve) => map.once('load', resolve)),
 };
+
+// Last in the top bar, after the panels' buttons.
+const signOutButton = document.createElement('button');
+signOutButton.type = 'button';
+signOutButton.className = 'fl-topbar-button fl-sign-out';
+signOutButton.textContent = 'Sign out';
+signOutButton.addEventListener('click', () => signOut(config.api_prefix));
+document.querySelector('.fl-topbar')?.append(signOutButton);

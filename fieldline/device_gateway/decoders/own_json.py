@@ -1,5 +1,6 @@
 """Fieldline's own position JSON on `fieldline/crews/{crew_id}/position`: one fix or an array of
-fixes (an offline backlog, in any order)."""
+fixes (an offline backlog, in any order). A fix may name its handheld (`device`, or `tid` as
+OwnTracks calls it), which is then checked against the crew's bound devices."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ def decode(topic: str, payload: bytes) -> list[Message]:
 def _fix(crew_id: str, item: Any) -> Fix:
     if not isinstance(item, dict):
         raise DecodeError("not_object", "a fix is not a JSON object")
+    named = item.get("device", item.get("tid"))
+    if named is not None and (not isinstance(named, str) or not named):
+        raise DecodeError("bad_device", "device (or tid) must be the handheld's name")
     return Fix(
         crew_id=crew_id,
+        named_device=named,
         device=DEVICE,
         fix_time=time_field(item, "ts"),
         lat=required_number(item, "lat"),

@@ -344,10 +344,16 @@ def send_json(
     method: str, url: str, body: dict[str, Any] | None = None, timeout_s: float = 10.0
 ) -> dict[str, Any]:
     """One JSON request to the server; a refusal or no answer is an ApiError."""
+    from fieldline.settings import get_settings
+
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    token = get_settings().simulator_api_token
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
         url,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers=headers,
         method=method,
     )
     try:

@@ -20,6 +20,8 @@ from fieldline.server.errors import BadRequest
 from fieldline.settings import Settings
 
 MAX_FILTER_VERTICES = 10_000
+# Metres (or feet) of a projected CRS: the Earth is some 4e7 m round, so larger is no place.
+MAX_PROJECTED = 1e8
 
 
 @contextmanager
@@ -79,11 +81,16 @@ def parse_bbox(params: Mapping[str, str], crs: Crs) -> BaseGeometry:
     west, south, east, north = (miny, minx, maxy, maxx) if crs.yx else (minx, miny, maxx, maxy)
     if crs.geographic and not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
         raise InvalidField("bbox", "is outside longitude -180..180 / latitude -90..90")
+    if not crs.geographic and max(map(abs, (minx, miny, maxx, maxy))) > MAX_PROJECTED:
+        raise InvalidField("bbox", f"is outside the CRS's coordinates (beyond {MAX_PROJECTED:g})")
     area = box(minx, miny, maxx, maxy)
-    if crs.srid != CRS84.srid:
+    if crs.srid != CRS84.srid and minx < maxx and miny < maxy:
         # Straight edges in a projected CRS are curves in WGS 84: densify before transforming.
-        area = shapely.segmentize(area, max(maxx - minx, maxy - miny) / 32 or 1)
-    return to_wgs84(area, crs)
+        area = shapely.segmentize(area, max(maxx - minx, maxy - miny) / 32)
+    area = to_wgs84(area, crs)
+    if not all(math.isfinite(v) for v in area.bounds):
+        raise InvalidField("bbox", "lies outside the area the CRS covers")
+    return area
 
 
 def parse_area(params: Mapping[str, str], crs: Crs) -> BaseGeometry:

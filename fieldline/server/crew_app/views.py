@@ -60,7 +60,7 @@ def _no_cache(response: Response) -> Response:
 
 
 @blueprint.get(SCOPE)
-@requires("crews:sign-in")
+@requires("crews:sign-in", page=True)
 def page() -> Response:
     version = _version()
     config = payloads.page_config(

@@ -1,5 +1,5 @@
 """What a crew's handheld is told when it signs in: who it reports for, where the broker's
-WebSocket listener is, its client id and topics, how often to send a fix, and where its
+WebSocket listener is, its login, client id and topics, how often to send a fix, and where its
 tasks are listed."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fieldline.server.crews.models import Crew, Device
+from fieldline.server.mqtt_access.services import Login
 from fieldline.server.tasks.inbox import inbox_topic
 from fieldline.server.tasks.states import ACTIVE_STATES
 from fieldline.server.tasks.status_events import status_topic
@@ -33,7 +34,7 @@ def _seconds(value: float) -> float | int:
 
 
 def sign_in_json(
-    crew: Crew, device: Device, settings: Settings, request_host: str
+    crew: Crew, device: Device, settings: Settings, request_host: str, login: Login
 ) -> dict[str, Any]:
     crew_id = crew.public_id
     # The crew's tasks the handheld works on: offered to it until done.
@@ -45,6 +46,9 @@ def sign_in_json(
         "mqtt": {
             "ws_url": ws_url(settings, request_host),
             "client_id": f"fieldline-crew-{crew_id}-{device.identifier}",
+            # A fresh password at each sign-in: the page keeps it only for this session.
+            "username": login.username,
+            "password": login.password,
             "topics": {
                 "position": f"fieldline/crews/{crew_id}/position",
                 "reports": f"fieldline/crews/{crew_id}/reports",

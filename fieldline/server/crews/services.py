@@ -342,9 +342,9 @@ def unbind_device(session: Session, crew_public_id: str, kind: str, identifier: 
 
 
 def signed_in_device(session: Session, crew_public_id: str, device_id: Any) -> tuple[Crew, Device]:
-    """The crew and its handheld (an `own` device) a sign-in names. Until devices carry
-    credentials the binding is the check: NotFound for an unknown crew, InvalidField naming
-    `device_id` for a device that is not this crew's."""
+    """The crew and its handheld (an `own` device) a sign-in names: NotFound for an unknown
+    crew, InvalidField naming `device_id` for a device that is not this crew's. The sign-in
+    then gives the device a fresh MQTT login (mqtt_access.services.sign_in_login)."""
     try:
         identifier = _identifier("own", device_id)
     except InvalidField as exc:

@@ -9,10 +9,12 @@ from typing import Any
 from flask import Blueprint, request
 
 from fieldline.server.assets.payloads import request_json
-from fieldline.server.auth import requires
+from fieldline.server.auth import check_crew, current_principal, requires
 from fieldline.server.crews import payloads, services
 from fieldline.server.errors import Unprocessable
 from fieldline.server.live.views import live
+from fieldline.server.mqtt_access import services as mqtt_access
+from fieldline.server.mqtt_access.broker import BrokerAdmin
 from fieldline.server.resources import db, resources
 from fieldline.server.telemetry.params import parse_interval
 from fieldline.server.telemetry.services import crew_track
@@ -80,7 +82,8 @@ def update(crew_id: str) -> Any:
 @blueprint.delete("/<crew_id>")
 @requires("crews:write")
 def delete(crew_id: str) -> Any:
-    services.delete_crew(db(), crew_id)
+    admin = BrokerAdmin.from_settings(resources().settings)
+    mqtt_access.delete_crew(db(), admin, crew_id, actor=current_principal().name)
     db().commit()
     return "", 204
 
@@ -114,16 +117,31 @@ def delete_shift(crew_id: str, shift_id: int) -> Any:
 @requires("devices:write")
 def bind_device(crew_id: str) -> Any:
     body = _body()
-    device = services.bind_device(db(), crew_id, body.get("kind"), body.get("identifier"))
+    device, login = mqtt_access.add_device(
+        db(),
+        BrokerAdmin.from_settings(resources().settings),
+        crew_id,
+        body.get("kind"),
+        body.get("identifier"),
+        actor=current_principal().name,
+    )
     db().commit()
-    # Binding is idempotent: the same answer whether or not it was bound already.
-    return {"crew_id": crew_id, "kind": device.kind, "identifier": device.identifier}
+    # The password is shown this once; asking again for a bound device issues a new one.
+    return {
+        "crew_id": crew_id,
+        "kind": device.kind,
+        "identifier": device.identifier,
+        "mqtt": login.as_json(),
+    }
 
 
 @blueprint.delete("/<crew_id>/devices/<kind>/<path:identifier>")
 @requires("devices:write")
 def unbind_device(crew_id: str, kind: str, identifier: str) -> Any:
-    services.unbind_device(db(), crew_id, kind, identifier)
+    admin = BrokerAdmin.from_settings(resources().settings)
+    mqtt_access.revoke_device(
+        db(), admin, crew_id, kind, identifier, actor=current_principal().name
+    )
     db().commit()
     return "", 204
 
@@ -131,8 +149,14 @@ def unbind_device(crew_id: str, kind: str, identifier: str) -> Any:
 @blueprint.post("/<crew_id>/sign-in")
 @requires("crews:sign-in")
 def sign_in(crew_id: str) -> Any:
+    check_crew(crew_id, f"crew {crew_id}")  # a crew member signs in for its own crew only
     crew, device = services.signed_in_device(db(), crew_id, _body().get("device_id"))
-    return payloads.sign_in_json(crew, device, resources().settings, request.host)
+    settings = resources().settings
+    login = mqtt_access.sign_in_login(
+        db(), BrokerAdmin.from_settings(settings), crew, device, actor=current_principal().name
+    )
+    db().commit()
+    return payloads.sign_in_json(crew, device, settings, request.host, login)
 
 
 @blueprint.get("/<crew_id>/positions")

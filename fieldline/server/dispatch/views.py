@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, json, request
 
 from fieldline.server.assets.payloads import request_json
-from fieldline.server.auth import current_principal, requires
+from fieldline.server.auth import crew_scope, current_principal, requires
 from fieldline.server.dispatch import params, payloads, services
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
@@ -57,6 +57,7 @@ def candidates(task_id: str) -> Any:
 @requires("tasks:read")
 def route(task_id: str) -> Response:
     """The way to the task's site, as a crew would travel it now."""
+    tasks.get_task(db(), task_id, crew=crew_scope())  # a crew member: its own crew's only
     query = params.parse_route_query(request.args)
     # The handheld gives its position: its route does not wait on Redis.
     latest = live().latest() if query.origin is None else {}

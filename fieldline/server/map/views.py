@@ -62,7 +62,7 @@ def _extent() -> Bounds | None:
 
 
 @blueprint.get("/map")
-@requires("assets:read")
+@requires("assets:read", page=True)
 def page() -> Response:
     config = payloads.page_config(
         resources().settings,

@@ -379,9 +379,10 @@ def create_task(
     return task
 
 
-def get_task(session: Session, public_id: str) -> Task:
+def get_task(session: Session, public_id: str, *, crew: str | None = None) -> Task:
+    """`crew`: only that crew's task (a crew member's view); another's is not found."""
     task = session.scalar(sa.select(Task).where(Task.public_id == public_id))
-    if task is None:
+    if task is None or (crew is not None and _crew_public_id(session, task.crew_id) != crew):
         raise NotFound(f"no task {public_id}")
     return task
 

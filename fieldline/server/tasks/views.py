@@ -3,13 +3,14 @@ events go out on the live stream and to the crews' inboxes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, json, request, url_for
 
 from fieldline.server.assets.payloads import request_json
-from fieldline.server.auth import current_principal, requires
+from fieldline.server.auth import crew_scope, current_principal, requires
 from fieldline.server.errors import Forbidden
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
@@ -59,6 +60,10 @@ def create() -> Any:
 @requires("tasks:read")
 def index() -> Any:
     query = parse_task_query(request.args, resources().settings)
+    scope = crew_scope()
+    if scope is not None:
+        # A crew member lists its own crew's tasks (another crew's asked for: none).
+        query = replace(query, crew=scope if query.crew in (None, scope) else "")
     tasks = services.list_tasks(db(), query)
     links = [{"rel": "self", "href": request.url}]
     if len(tasks) == query.limit:
@@ -74,7 +79,7 @@ def index() -> Any:
 @blueprint.get("/<task_id>")
 @requires("tasks:read")
 def show(task_id: str) -> Any:
-    return payloads.task_json(db(), services.get_task(db(), task_id))
+    return payloads.task_json(db(), services.get_task(db(), task_id, crew=crew_scope()))
 
 
 @blueprint.patch("/<task_id>")
@@ -88,7 +93,7 @@ def update(task_id: str) -> Any:
 def _transition(task_id: str, action: str | None) -> Any:
     wanted = services.transition_request(_body(optional=True), datetime.now(UTC), action)
     actor, actor_kind = _actor()
-    task = services.get_task(db(), task_id)
+    task = services.get_task(db(), task_id, crew=crew_scope())
     step = services.transition(
         db(),
         task,
@@ -123,5 +128,5 @@ def short_form(task_id: str, action: str) -> Any:
 @blueprint.get("/<task_id>/history")
 @requires("tasks:read")
 def task_history(task_id: str) -> Any:
-    task = services.get_task(db(), task_id)
+    task = services.get_task(db(), task_id, crew=crew_scope())
     return {"task_id": task.public_id, "history": payloads.history_json(db(), task)}

@@ -30,6 +30,7 @@ def parse_limit(params: Mapping[str, str], default: int, most: int) -> int:
     raw = params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    # isdecimal() alone would pass other scripts' digits, which int() may refuse.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise BadRequest("must be a whole number of at least 1", field="limit")
     return min(int(raw), most)

@@ -23,7 +23,8 @@ class RunQuery:
 def parse_run_query(params: Mapping[str, str]) -> RunQuery:
     """`run` (a run's number; the latest by default) and `layers` (true or false)."""
     raw = params.get("run")
-    if raw is not None and (not raw.isdigit() or int(raw) < 1):
+    # ASCII digits only (int() refuses some other scripts' digits); the column is an integer.
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 2**31 - 1):
         raise InvalidField("run", "must be a run's number: a whole number of at least 1")
     layers = params.get("layers", "true")
     if layers not in BOOLEANS:

@@ -11,7 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, json, render_template, request, url_for
 
 from fieldline.server.assets.payloads import request_json
-from fieldline.server.auth import current_principal, requires
+from fieldline.server.auth import crew_scope, current_principal, requires
+from fieldline.server.auth.services import record_event
 from fieldline.server.fields import known_fields
 from fieldline.server.live.views import live
 from fieldline.server.resources import db, resources
@@ -51,7 +52,7 @@ def show(task_id: str) -> Any:
 @requires("tasks:read")
 def progress(task_id: str) -> Response:
     """What the crew's trace shows so far of work in hand (the crew's handheld asks)."""
-    task = get_task(db(), task_id)
+    task = get_task(db(), task_id, crew=crew_scope())
     body = task_progress(db(), task, datetime.now(UTC), resources().settings)
     return Response(json.dumps(body), mimetype="application/geo+json")
 
@@ -105,6 +106,7 @@ def override(task_id: str) -> Any:
         current_principal().name,
         datetime.now(UTC),
     )
+    record_event(db(), "override", current_principal().name, task.public_id, fields)
     deliveries = _commit(checked)
     return payloads.run_json(run, task, layers=False) | {
         "task": task_json(db(), task),

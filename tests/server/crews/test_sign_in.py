@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import uuid
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session
 
 from fieldline.server import create_app
@@ -26,7 +30,11 @@ def test_a_bound_handheld_signs_in(session: Session, client: FlaskClient) -> Non
     )
     assert response.status_code == 200, response.get_json()
     c = crew.public_id
-    assert response.get_json() == {
+    body = response.get_json()
+    # The device's MQTT login for this session (a fresh password each sign-in).
+    assert body["mqtt"].pop("username") == device
+    assert len(body["mqtt"].pop("password")) >= 32
+    assert body == {
         "crew_id": c,
         "crew_name": "Night patrol",
         "device_id": device,
@@ -107,3 +115,39 @@ def test_an_unknown_crew_or_a_device_of_another_crew_is_refused(
 def test_crew_members_may_sign_in_and_viewers_may_not() -> None:
     assert "crews:sign-in" in ROLE_PERMISSIONS["crew_member"]
     assert "crews:sign-in" not in ROLE_PERMISSIONS["viewer"]
+
+
+def test_each_sign_in_gives_a_fresh_password_that_reads_only_the_crews_inbox(
+    session: Session, client: FlaskClient, settings: Settings
+) -> None:
+    crew = create_crew(session, "Signed crew")
+    device = f"tablet-{uuid.uuid4().hex[:6]}"
+    bind_device(session, crew.public_id, "own", device)
+    session.flush()
+    url = f"/api/v1/crews/{crew.public_id}/sign-in"
+    first = client.post(url, json={"device_id": device}).get_json()["mqtt"]
+    second = client.post(url, json={"device_id": device}).get_json()["mqtt"]
+    assert first["password"] != second["password"]
+    assert _ws_connects(settings, second, second["topics"]["inbox"]) is True
+    assert _ws_connects(settings, second, "fieldline/crews/C-999999/inbox") is False
+    assert _ws_connects(settings, first, second["topics"]["inbox"]) is None
+
+
+def _ws_connects(settings: Settings, login: dict[str, Any], inbox: str) -> bool | None:
+    """None: the login is refused; else whether subscribing to `inbox` is granted."""
+    answers: queue.Queue[Any] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, transport="websockets", protocol=mqtt.MQTTv5)
+    client.ws_set_options(path="/mqtt")
+    client.username_pw_set(login["username"], login["password"])
+    client.on_connect = lambda c, _u, _f, reason, _p: (
+        answers.put(None) if reason.is_failure else c.subscribe(inbox, qos=1)
+    )
+    client.on_subscribe = lambda _c, _u, _m, codes, _p: answers.put(not codes[0].is_failure)
+    client.connect("127.0.0.1", settings.mqtt_ws_port)
+    client.loop_start()
+    try:
+        granted: bool | None = answers.get(timeout=5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return granted

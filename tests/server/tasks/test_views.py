@@ -319,7 +319,8 @@ def test_viewers_read_crew_members_move_their_own_tasks(
 
     as_principal(api_app, Principal("kalle", "crew_member", crew_id=south.public_id))
     stranger = api_app.test_client()
-    assert move(stranger, task, action="accept").status_code == 409  # not south's task
+    # Another crew's task is not found for a crew member, as if it did not exist.
+    assert move(stranger, task, action="accept").status_code == 404
     api_app.before_request_funcs[None].pop()
 
     as_principal(api_app, Principal("kalle", "crew_member"))
