@@ -38,12 +38,8 @@ from fieldline.server.tasks import events, services
 from fieldline.server.tasks.status_events import REPLAY_AFTER, replay_pending_status_events
 from fieldline.settings import Settings
 from tests.conftest import load_fixture
-from tests.device_gateway.test_faults import (
-    Broker,
-    GatewayProcess,
-    running,
-    wait_until,
-)
+from tests.device_gateway.test_faults import Broker, GatewayProcess, running
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,11 @@ and WebSocket device listeners, dynamic security), on free ports, with its own C
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,31 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fieldline import broker_security, local_services
 from fieldline.broker_security import DeviceListeners
 from fieldline.settings import Settings, load_settings
+from tests.processes import accepts, free_port, wait_until
 
 ADMIN = "fieldline-admin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass

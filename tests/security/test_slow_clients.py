@@ -16,15 +16,9 @@ import pytest
 import requests
 
 from fieldline.settings import Settings
+from tests.processes import free_port
 
 SLOW_CLIENTS = 12
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

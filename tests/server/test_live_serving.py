@@ -27,17 +27,11 @@ from sqlalchemy.orm import Session
 
 from fieldline.server.auth import services
 from fieldline.settings import Settings
+from tests.processes import free_port
 
 Serve = Callable[..., "Server"]
 # Events of 4 kB that overflow what the kernel's socket buffers hold for a client not reading.
 EVENTS_PAST_THE_BUFFERS = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
