@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
+from fieldline.gis.validation import BIGINT_MAX
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import current_principal, policy, requires, services
 from fieldline.server.auth.models import User
@@ -281,7 +282,10 @@ def audit() -> Any:
     """Newest first; `kind`, `actor`, `since`, `until`, `limit`, `cursor` (the next page)."""
     since, until = parse_interval(request.args)
     cursor = request.args.get("cursor")
-    if cursor is not None and not cursor.isdigit():
+    # ASCII digits within bigint: `isdigit` alone lets other scripts' digits through to int().
+    if cursor is not None and not (
+        cursor.isascii() and cursor.isdigit() and int(cursor) <= BIGINT_MAX
+    ):
         raise Unprocessable("must be the cursor of a `next` link", field="cursor")
     query = services.EventQuery(
         kind=request.args.get("kind") or None,

@@ -77,7 +77,8 @@ def test_the_audit_log_records_and_only_admins_read_it(
     assert following[0]["id"] < paged["events"][0]["id"]
     empty = client.get("/api/v1/audit?since=2999-01-01T00:00:00Z", headers=admin).json
     assert empty["events"] == []
-    assert client.get("/api/v1/audit?cursor=x", headers=admin).status_code == 422
+    for cursor in ("x", "²", str(2**63)):  # not a number, not ASCII digits, beyond bigint
+        assert client.get(f"/api/v1/audit?cursor={cursor}", headers=admin).status_code == 422
 
     for role in ("supervisor", "dispatcher", "viewer"):
         other = bearer(token_for(make_user(f"{role}-1", role)))
