@@ -25,7 +25,7 @@ from fieldline.server.kpis.params import parse_kpi_query
 from fieldline.server.map.params import parse_tile
 from fieldline.server.meters.params import parse_anomaly_query
 from fieldline.server.network.params import parse_isolation_query
-from fieldline.server.ogc.params import parse_items
+from fieldline.server.ogc.params import ITEMS_PARAMS, parse_items
 from fieldline.server.reports.params import parse_report_query
 from fieldline.server.tasks.params import parse_task_query
 from fieldline.server.telemetry.params import parse_interval, parse_limit
@@ -81,21 +81,7 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "verifications": (parse_list_query, ("result", "limit")),
     "ogc_items": (
         lambda p: parse_items(LAYERS["pipes"], p, SETTINGS),
-        (
-            "bbox",
-            "bbox-crs",
-            "crs",
-            "limit",
-            "datetime",
-            "cursor",
-            "before",
-            "filter",
-            "filter-lang",
-            "filter-crs",
-            "f",
-            "material",
-            "diameter_mm",
-        ),
+        (*ITEMS_PARAMS, "material", "diameter_mm"),
     ),
 }
 

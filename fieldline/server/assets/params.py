@@ -16,6 +16,7 @@ from fieldline.gis.crs import CRS84, Crs, parse_crs, point_to_wgs84, to_wgs84
 from fieldline.gis.errors import InvalidField
 from fieldline.gis.layers import Layer
 from fieldline.gis.queries import FeatureQuery, parse_attribute_filters
+from fieldline.gis.validation import BIGINT_MAX
 from fieldline.server.errors import BadRequest
 from fieldline.settings import Settings
 
@@ -119,7 +120,9 @@ def parse_feature_query(
         in_crs = parse_crs(params["bbox-crs"], "bbox-crs") if "bbox-crs" in params else CRS84
         query = FeatureQuery(
             limit=parse_integer(params, "limit", settings.page_size, 1, settings.max_page_size),
-            cursor=parse_integer(params, "cursor", 0, 0, 2**63 - 1) if "cursor" in params else None,
+            cursor=(
+                parse_integer(params, "cursor", 0, 0, BIGINT_MAX) if "cursor" in params else None
+            ),
             out_crs=out_crs,
             filters=parse_attribute_filters(layer, params),
         )

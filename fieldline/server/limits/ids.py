@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.routing import IntegerConverter, Map
 
-BIGINT_MAX = 2**63 - 1
+from fieldline.gis.validation import BIGINT_MAX
 
 
 class IdConverter(IntegerConverter):

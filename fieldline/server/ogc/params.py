@@ -21,12 +21,12 @@ from fieldline.gis.crs import CRS84, Crs, crs_from_srid, parse_crs
 from fieldline.gis.errors import InvalidField
 from fieldline.gis.layers import Layer
 from fieldline.gis.queries import FeatureQuery, parse_attribute_filters
+from fieldline.gis.validation import BIGINT_MAX
 from fieldline.server.assets.params import parse_bbox, parse_integer, query_errors
 from fieldline.settings import Settings
 
 DEFAULT_LIMIT = 10
 FILTER_LANG = "cql2-text"
-MAX_ID = 2**63 - 1
 ITEMS_PARAMS = (
     "f",
     "bbox",
@@ -94,13 +94,15 @@ def parse_items(layer: Layer, params: Mapping[str, str], settings: Settings) -> 
     with query_errors():
         query = FeatureQuery(
             limit=_limit(params, settings.max_page_size),
-            cursor=parse_integer(params, "cursor", 0, 0, MAX_ID) if "cursor" in params else None,
+            cursor=(
+                parse_integer(params, "cursor", 0, 0, BIGINT_MAX) if "cursor" in params else None
+            ),
             out_crs=crs_param(params, "crs", offered),
             filters=parse_attribute_filters(layer, {name: params[name] for name in attributes}),
         )
         if "bbox" in params:
             query.bbox = parse_bbox(params, crs_param(params, "bbox-crs", offered))
-        before = parse_integer(params, "before", 0, 1, MAX_ID) if "before" in params else None
+        before = parse_integer(params, "before", 0, 1, BIGINT_MAX) if "before" in params else None
         if before is not None and query.cursor is not None:
             raise InvalidField("before", "cannot be combined with cursor")
         conditions = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from fieldline.gis.crs import CRS84
+from fieldline.gis.validation import BIGINT_MAX
 from fieldline.server.assets.params import parse_bbox, parse_integer, query_errors
 from fieldline.server.errors import BadRequest
 from fieldline.server.tasks.models import PRIORITIES, TASK_KINDS
@@ -43,7 +44,7 @@ def parse_task_query(params: Mapping[str, str], settings: Settings) -> TaskQuery
     with query_errors():
         query.limit = parse_integer(params, "limit", settings.page_size, 1, settings.max_page_size)
         if "cursor" in params:
-            query.cursor = parse_integer(params, "cursor", 0, 1, 2**63 - 1)
+            query.cursor = parse_integer(params, "cursor", 0, 1, BIGINT_MAX)
         if "bbox" in params:
             west, south, east, north = parse_bbox(params, CRS84).bounds
             query.bbox = (west, south, east, north)
