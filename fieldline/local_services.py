@@ -25,6 +25,7 @@ from psycopg import sql
 
 from fieldline import broker_security
 from fieldline.broker_security import DeviceListeners
+from fieldline.redis_client import SENTINEL_SCHEME, sentinel_target
 from fieldline.settings import Settings
 
 DEBIAN_PACKAGES = (
@@ -118,36 +119,45 @@ def _postgres_start_command() -> list[str]:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
 
 
+def _redis_server(url: str) -> Server:
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        # Sentinels and the master they keep are run by their operators, never started here:
+        # only checked, by the first sentinel named.
+        host, port = sentinel_target(url).sentinels[0]
+        return Server("redis sentinel", host, port, ())
+    redis = urlsplit(url)
+    redis_port = redis.port or 6379
+    return Server(
+        "redis",
+        redis.hostname or "",
+        redis_port,
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            str(redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/fieldline.log",
+        ],
+    )
+
+
 def servers(settings: Settings) -> list[Server]:
     db = urlsplit(settings.sqlalchemy_url)
-    redis = urlsplit(settings.redis_url)
     mqtt = urlsplit(settings.mqtt_url)
-    redis_port = redis.port or 6379
     return [
         Server("postgresql", db.hostname or "", db.port or 5432, _postgres_start_command()),
-        Server(
-            "redis",
-            redis.hostname or "",
-            redis_port,
-            [
-                "redis-server",
-                "--daemonize",
-                "yes",
-                "--bind",
-                "127.0.0.1",
-                "-::1",
-                "--port",
-                str(redis_port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                "/var/lib/redis",
-                "--logfile",
-                "/var/log/redis/fieldline.log",
-            ],
-        ),
+        _redis_server(settings.redis_url),
         Server(
             "mosquitto",
             mqtt.hostname or "",
@@ -161,7 +171,7 @@ def ensure_running(server: Server, report: Callable[[str], None] = _report) -> N
     if answers(server.host, server.port):
         report(f"{server.name}: running on {server.host or 'localhost'}:{server.port}")
         return
-    if server.host not in LOCAL_HOSTS:
+    if server.host not in LOCAL_HOSTS or not server.start_command:
         raise ServicesError(f"{server.name} at {server.host}:{server.port} does not answer")
     if os.geteuid() != 0:
         command = " ".join(server.start_command)

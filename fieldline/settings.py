@@ -23,7 +23,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIELDLINE_", extra="ignore", frozen=True)
 
     database_url: str = "postgresql+psycopg://localhost/fieldline"
+    # A streaming replica the web server's heavy reads that tolerate replication lag go to
+    # (tracks, telemetry, map tiles, OGC items, exports, KPIs; server/resources.py `replica`);
+    # empty: everything on `database_url`.
+    database_read_url: str = ""
     test_database_url: str = "postgresql+psycopg://localhost/fieldline_test"
+    # A server (redis://, rediss://, unix://) or a Sentinel-kept master
+    # (redis+sentinel://host:port[,host:port...]/service_name; fieldline/redis_client.py).
     redis_url: str = "redis://localhost:6379/0"
     mqtt_url: str = "mqtt://localhost:1883"
     # The broker's MQTT-over-WebSocket listener for the crew's handheld app (`fieldline
@@ -271,9 +277,11 @@ class Settings(BaseSettings):
     # The API token `fieldline simulate` calls the server with (`fieldline demo` makes one).
     simulator_api_token: str = ""
 
-    @field_validator("database_url", "test_database_url")
+    @field_validator("database_url", "database_read_url", "test_database_url")
     @classmethod
-    def _postgres_only(cls, value: str) -> str:
+    def _postgres_only(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "database_read_url" and not value:
+            return value
         if not value.startswith(("postgresql://", "postgresql+psycopg://")):
             raise ValueError("must be a postgresql:// or postgresql+psycopg:// URL")
         return value
@@ -281,9 +289,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+        from fieldline.redis_client import check_url
+
+        return check_url(value)
 
     @field_validator("mqtt_url")
     @classmethod

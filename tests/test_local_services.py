@@ -50,6 +50,19 @@ def test_a_remote_server_is_never_started(monkeypatch: pytest.MonkeyPatch) -> No
     assert started == []
 
 
+def test_a_sentinel_url_is_checked_by_its_first_sentinel_and_never_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(redis_url="redis+sentinel://127.0.0.1:1,127.0.0.1:2/fieldline")
+    redis = next(s for s in local_services.servers(settings) if s.name.startswith("redis"))
+    assert (redis.name, redis.host, redis.port) == ("redis sentinel", "127.0.0.1", 1)
+    started: list[object] = []
+    monkeypatch.setattr(local_services.subprocess, "run", lambda *a, **k: started.append(a))
+    with pytest.raises(ServicesError, match=r"redis sentinel at 127\.0\.0\.1:1 does not answer"):
+        local_services.ensure_running(redis, lambda line: None)
+    assert started == []
+
+
 def test_broker_block_is_added_once_and_replaced_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

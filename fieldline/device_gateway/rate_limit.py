@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import redis
 
+from fieldline.redis_client import sync_client
+
 log = logging.getLogger(__name__)
 WINDOW_S = 60
 
@@ -36,7 +38,7 @@ class DeviceRateLimit:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, per_minute: int) -> DeviceRateLimit:
-        return cls(redis.Redis.from_url(url, socket_timeout=2), prefix, per_minute)
+        return cls(sync_client(url, socket_timeout=2), prefix, per_minute)
 
     def over(self, topics: Sequence[str], now: float | None = None) -> list[bool]:
         """For each message of a batch, in order, whether it is over its device's limit."""

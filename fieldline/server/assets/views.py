@@ -25,7 +25,7 @@ from fieldline.server.assets.params import (
 )
 from fieldline.server.assets.payloads import feature_body
 from fieldline.server.auth import current_principal, requires
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import db, replica, resources
 
 blueprint = Blueprint("assets", __name__)
 GEOJSON = "application/geo+json"
@@ -68,7 +68,7 @@ def list_layers() -> Any:
 @requires("assets:read")
 def assets_around() -> Response:
     lon, lat, radius_m, limit = parse_around(request.args, resources().settings)
-    features = around(db().connection(), lon, lat, radius_m, limit)
+    features = around(replica().connection(), lon, lat, radius_m, limit)
     return geojson_response(collection_json(features, {"numberReturned": len(features)}))
 
 
@@ -77,7 +77,7 @@ def assets_around() -> Response:
 def list_features(layer_name: str) -> Response:
     layer = get_layer(layer_name)
     query = parse_feature_query(layer, request.args, resources().settings)
-    rows = db().connection().execute(*select_documents(layer, query)).all()
+    rows = replica().connection().execute(*select_documents(layer, query)).all()
     links = [{"rel": "self", "type": GEOJSON, "href": request.url}]
     if query.nearest is None and len(rows) == query.limit:
         args = request.args.to_dict() | {"cursor": str(rows[-1]._id)}

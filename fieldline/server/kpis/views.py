@@ -11,7 +11,7 @@ from flask import Blueprint, request
 from fieldline.server.auth import requires
 from fieldline.server.kpis.params import parse_kpi_query
 from fieldline.server.kpis.services import kpis
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import replica, resources
 
 blueprint = Blueprint("kpis", __name__)
 
@@ -27,5 +27,5 @@ def index() -> Any:
         "group_by": query.group_by,
         "period": query.period,
         "timezone": query.timezone,
-        "rows": kpis(db(), query, now),
+        "rows": kpis(replica(), query, now),
     }

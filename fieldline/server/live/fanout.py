@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
+from fieldline.redis_client import async_client
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Fanout:
         self.subscribers.discard(subscriber)
 
     async def _read(self, subscribed: asyncio.Future[None]) -> None:
-        client = aioredis.Redis.from_url(self.redis_url)
+        client = async_client(self.redis_url)
         pubsub = client.pubsub()
         try:
             await pubsub.subscribe(self.channel)

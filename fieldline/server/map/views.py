@@ -17,7 +17,7 @@ from fieldline.server.auth import requires
 from fieldline.server.map import payloads, services
 from fieldline.server.map.params import parse_tile
 from fieldline.server.ogc.services import ExtentCache
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import db, replica, resources
 
 blueprint = Blueprint(
     "map",
@@ -87,7 +87,7 @@ def page() -> Response:
 @blueprint.get("/tiles/<layer>/<z>/<x>/<y>.mvt")
 @requires("assets:read")
 def tile(layer: str, z: str, x: str, y: str) -> Response:
-    body = services.tile(db(), parse_tile(layer, z, x, y))
+    body = services.tile(replica(), parse_tile(layer, z, x, y))
     # An empty tile is "no content": the map draws nothing there and asks no further.
     if not body:
         response = Response(status=204)

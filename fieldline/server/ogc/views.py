@@ -28,7 +28,7 @@ from fieldline.server.ogc.params import (
     parse_items,
 )
 from fieldline.server.ogc.services import GEOJSON, HTML, JSON, OPENAPI_JSON, SCHEMA_JSON
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import db, replica, resources
 
 blueprint = Blueprint("ogc", __name__, template_folder="templates")
 EXTENTS = "ogc_extents"
@@ -143,7 +143,7 @@ def items(collection_id: str) -> Response:
     parsed = parse_items(layer, request.args, resources().settings)
     fmt = _format(allowed=None)
     now = datetime.now(UTC)
-    body = services.items(db().connection(), layer, parsed, _urls(), request.args, fmt, now)
+    body = services.items(replica().connection(), layer, parsed, _urls(), request.args, fmt, now)
     return _features(body, fmt, "ogc/items.html", parsed.query.out_crs, layer=layer)
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, request
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import requires
 from fieldline.server.errors import Unprocessable
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import db, replica, resources
 from fieldline.server.telemetry.params import parse_interval, parse_limit
 from fieldline.server.telemetry.services import (
     bind_station,
@@ -56,7 +56,7 @@ def telemetry(station_id: str) -> Any:
     settings = resources().settings
     limit = parse_limit(request.args, settings.page_size, settings.max_page_size)
     metric = request.args.get("metric") or None
-    readings = station_telemetry(db(), station_id, metric, since, until, limit)
+    readings = station_telemetry(replica(), station_id, metric, since, until, limit)
     return {"station_id": station_id, "readings": readings}
 
 
