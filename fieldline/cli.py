@@ -232,8 +232,15 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
-def gateway() -> None:
-    """One MQTT gateway worker; start several to share the load. Stops cleanly on SIGTERM."""
+@click.option(
+    "--retire",
+    is_flag=True,
+    help="Take over the stopped worker's session (FIELDLINE_GATEWAY_CLIENT_ID), store what "
+    "is queued in it, end it and exit (as SIGUSR1 does to a running worker).",
+)
+def gateway(retire: bool) -> None:
+    """One MQTT gateway worker; start several to share the load. Stops cleanly on SIGTERM;
+    SIGUSR1 retires it for good (see --retire)."""
     import logging
 
     from fieldline.device_gateway.worker import run
@@ -242,7 +249,7 @@ def gateway() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run(settings)
+    run(settings, retire)
 
 
 @main.command()

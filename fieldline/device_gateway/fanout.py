@@ -4,8 +4,10 @@ database is the record; these are best effort, and a failure is logged and count
 reason to hold back the acknowledgement (the rows they would announce are already stored).
 
 The Redis commands of a batch go in one pipeline, sent once the handlers have run: one round
-trip per batch instead of one per fix. The live events of a batch go in one command too, a
-script that publishes them one by one, so subscribers still get one message per event."""
+trip per batch instead of one per fix; the latest positions of a batch are one script call.
+The live events of a batch go in one command too, a script that publishes them one by one, so
+subscribers still get one message per event. orjson encodes them (compact, as Live.publish
+does, at a fraction of the standard library's cost: this runs for every fix)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
+
+import orjson
 
 from fieldline.device_gateway import metrics
 from fieldline.device_gateway.messages import Fix
@@ -29,8 +33,6 @@ log = logging.getLogger(__name__)
 DEADLETTER_TOPIC = "fieldline/deadletter"
 Announce = Callable[[str, str], None]  # (MQTT topic, payload)
 Send = Callable[[str, bytes], None]  # (MQTT topic, payload) of a command to a device
-# Encodes as Live.publish does (json.dumps with these separators), made once.
-LIVE_JSON = json.JSONEncoder(separators=(",", ":"))
 PUBLISH_EACH = "for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end return #ARGV"
 
 
@@ -112,8 +114,13 @@ class Fanout:
                     or (fix_ms == held[0] and fix.fix_time < held[1].fix_time)
                 ):
                     newest[fix.crew_id] = (fix_ms, fix)
-        for fix_ms, fix in newest.values():
-            self._queued.update_latest(fix.crew_id, fix_ms, fix.lon, fix.lat, fix_json(fix))
+        if newest:
+            self._queued.update_latest_many(
+                [
+                    (fix.crew_id, fix_ms, fix.lon, fix.lat, orjson.dumps(fix_json(fix)))
+                    for fix_ms, fix in newest.values()
+                ]
+            )
 
     def publish_live(self, outcomes: Sequence[Outcome], written: Written) -> None:
         events: list[dict[str, Any]] = []
@@ -142,7 +149,7 @@ class Fanout:
                     fields = asdict(report) | {"public_id": public_id}
                     events.append(report_event(fields | {"received_at": outcome.received_at}))
         if events:
-            texts = [LIVE_JSON.encode(event) for event in events]
+            texts = [orjson.dumps(event) for event in events]
             self._publish_each(keys=[self.live.keys.channel], args=texts, client=self._pipe)
 
     def announce_deadletter(self, outcomes: Sequence[Outcome], written: Written) -> None:

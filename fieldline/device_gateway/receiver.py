@@ -7,9 +7,12 @@ core under the GIL. So a worker is two processes: this one receives and acknowle
 worker's main process (worker.py) processes, commits and fans out. One pipe joins them:
 
   to the worker   `messages`: a chunk of (topic, payload, received at), in arrival order;
-                  `connected` / `disconnected`; `drained` (nothing more will come)
+                  `connected` / `disconnected`; `drained` (nothing more will come);
+                  `retired` (unsubscribed, nothing held, nothing arrived for RETIRE_QUIET_S)
   from it         `done n`: the next n messages handed over are committed; `publish`;
-                  `drain`: hand over what is held and take no more; `stop`: disconnect
+                  `retire`: unsubscribe, receive on what the session still holds;
+                  `drain`: hand over what is held and take no more; `stop`: disconnect,
+                  ending the session if it was retired
 
 Only a count crosses back: this process keeps each message's id, QoS and connection in arrival
 order, and the worker commits in that order, so the n next are the n oldest held here. They are
@@ -51,10 +54,15 @@ SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: the same client id connec
 # per chunk rather than per message, for a delay well within the worker's flush time.
 CHUNK_LINGER_S = 0.002
 CHUNK_MAX = 500
+# Retiring: once unsubscribed, the session has nothing more for this worker when nothing has
+# arrived for this long with nothing left unacknowledged (the broker sends what it queued as
+# soon as the receive maximum has room, so it is not holding anything back).
+RETIRE_QUIET_S = 1.5
 
 # The notes on the pipe.
 MESSAGES, CONNECTED, DISCONNECTED, DRAINED = "messages", "connected", "disconnected", "drained"
-DONE, PUBLISH, DRAIN, STOP = "done", "publish", "drain", "stop"
+RETIRED = "retired"
+DONE, PUBLISH, RETIRE, DRAIN, STOP = "done", "publish", "retire", "drain", "stop"
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,15 @@ class Link:
     topics: tuple[str, ...]
     inflight_max: int
     log_level: int
+    retire: bool = False  # unsubscribe rather than subscribe: drain the session and end it
 
 
 def main(link: Link, pipe: Connection) -> None:
     """The receiving process: run until told to stop, or exit when the worker is gone."""
-    # Ctrl-C reaches the whole process group: the main process flushes, then stops this one.
+    # Ctrl-C (or a SIGUSR1 sent to the whole group) reaches this process too: the main
+    # process flushes, or retires, then stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     logging.basicConfig(level=link.log_level, format=LOG_FORMAT)
     # As in the main process (worker.run): what start-up made lives on, out of collections.
     gc.freeze()
@@ -97,6 +108,11 @@ class Receiver:
         self.room = threading.Condition()
         self.draining = False
         self.stopping = False
+        self.retiring = link.retire
+        self.unsubscribed = False  # in this connection
+        self.retired = False  # told the worker: nothing more comes, the session may end
+        self.last_activity = time.monotonic()  # a message arrived or was acknowledged
+        self.refused = 0  # arrived while draining: left to the session
         self.session = 0  # which connection delivered a message: its id means nothing on another
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -108,6 +124,7 @@ class Receiver:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.forwarder = threading.Thread(
             target=self._forward, name="gateway-forwarder", daemon=True
         )
@@ -130,7 +147,11 @@ class Receiver:
             log.warning("broker refused the connection: %s", reason)
             return
         self.session += 1
-        client.subscribe([(topic, 1) for topic in self.link.topics])
+        self.unsubscribed = False
+        if self.retiring:
+            client.unsubscribe(list(self.link.topics))
+        else:
+            client.subscribe([(topic, 1) for topic in self.link.topics])
         log.info("connected (session present: %s)", flags.session_present)
         self._send((CONNECTED,))
 
@@ -141,12 +162,21 @@ class Receiver:
                 "its own FIELDLINE_GATEWAY_CLIENT_ID",
                 self.link.client_id,
             )
+        self.unsubscribed = False
         if not self.stopping:
             log.warning("disconnected from the broker (%s); reconnecting", reason)
             self._send((DISCONNECTED,))
 
+    def _on_unsubscribe(self, _c: mqtt.Client, _u: Any, _m: Any, _r: Any, _p: Any) -> None:
+        topics = ", ".join(self.link.topics)
+        log.info("unsubscribed from %s: receiving what the session still holds", topics)
+        self.last_activity = time.monotonic()
+        self.unsubscribed = True
+
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self.last_activity = time.monotonic()
         if self.draining:
+            self.refused += 1
             return  # not handed over, never acknowledged: the broker delivers it again
         if len(self.held) >= self.link.inflight_max:
             with self.room:
@@ -182,8 +212,40 @@ class Receiver:
             mid, qos, delivered_in = held.popleft()
             if qos > 0 and delivered_in == session:
                 ack(mid, qos)
+        self.last_activity = time.monotonic()
         with self.room:
             self.room.notify_all()
+
+    def _retire(self) -> None:
+        if not self.retiring:
+            self.retiring = True
+            self.client.unsubscribe(list(self.link.topics))  # or on connecting (_on_connect)
+
+    def _check_retired(self) -> None:
+        quiet = time.monotonic() - self.last_activity >= RETIRE_QUIET_S
+        if not self.retired and self.unsubscribed and not self.held and quiet:
+            self.retired = True
+            log.info("nothing more in the session of %s: ending it", self.link.client_id)
+            self._send((RETIRED,))
+
+    def _disconnect(self) -> bool:
+        """Disconnect; a retired session with Session Expiry Interval 0, so that the broker
+        discards it (and stops handing it a share) rather than keep it for a restart. False
+        when retiring but the session is kept."""
+        if not self.retired or self.refused:
+            if self.retiring:
+                log.warning(
+                    "stopped before the session of %s was drained (%d arrived while stopping): "
+                    "the broker keeps it; `fieldline gateway --retire` ends it",
+                    self.link.client_id,
+                    self.refused,
+                )
+            self.client.disconnect()
+            return not self.retiring
+        properties = Properties(PacketTypes.DISCONNECT)
+        properties.SessionExpiryInterval = 0
+        self.client.disconnect(properties=properties)
+        return True
 
     def run(self) -> None:
         link, client = self.link, self.client
@@ -206,11 +268,17 @@ class Receiver:
         self.forwarder.start()
         try:
             while True:
+                if self.retiring:
+                    self._check_retired()
+                    if not self.pipe.poll(0.1):
+                        continue
                 note = self.pipe.recv()
                 if note[0] == DONE:
                     self._acknowledge(note[1])
                 elif note[0] == PUBLISH:
                     client.publish(*note[1:])
+                elif note[0] == RETIRE:
+                    self._retire()
                 elif note[0] == DRAIN:
                     self.draining = True
                     self.arrived.set()
@@ -222,5 +290,7 @@ class Receiver:
         self.stopping = True
         with self.room:
             self.room.notify_all()
-        client.disconnect()
+        ended = self._disconnect()
         client.loop_stop()
+        if not ended:
+            raise SystemExit(1)  # a retirement left undone: the worker exits non-zero

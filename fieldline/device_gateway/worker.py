@@ -2,15 +2,23 @@
 
 The receiving process (receiver.py) holds the MQTT connection: paho's network loop receives and
 acknowledges there, and hands the messages over in chunks through a pipe. This, the main
-process, decodes, writes batches and fans out in its writer thread, and reports each committed
-batch back; only then does the receiving process acknowledge it (paho's manual
-acknowledgement). The two use two cores, where one process would share one under the GIL.
+process, decodes and filters batches in its writer thread, and commits and fans them out in its
+committer thread, in order, one batch behind (so that a batch's wait on PostgreSQL and Redis
+overlaps the next one's decoding), and reports each committed batch back; only then does the
+receiving process acknowledge it (paho's manual acknowledgement). The two processes use two
+cores, where one process would share one under the GIL.
 
 A crash or a kill loses nothing: the broker keeps the persistent session (clean start off,
 session expiry set) and delivers again what was not acknowledged, and the idempotent writes
 make the second delivery a no-op. If the receiving process dies, nothing can be acknowledged
 any more: the worker stops and exits non-zero (`run`), to be started again by whatever runs it;
 if this process dies, the receiving process exits at once.
+
+Keeping the session is right for a restart, and wrong for a worker removed for good: the
+broker would go on queueing its share for it. SIGUSR1 (or `fieldline gateway --retire`, for a
+worker already stopped) retires the worker: it unsubscribes, stores and acknowledges what its
+session still delivers, and once nothing more comes (receiver.RETIRE_QUIET_S) disconnects
+with Session Expiry Interval 0, so that the broker discards the session, and exits 0.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import queue
 import signal
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from types import FrameType
@@ -54,6 +64,9 @@ INFLIGHT_BATCHES = 4  # unacknowledged messages the broker may send ahead, in ba
 RECEIVER_STOP_S = 10.0  # for the receiving process to disconnect cleanly
 
 
+Processed = list[tuple[Inbound, Outcome]]  # a batch ready to commit, in arrival order
+
+
 class ReceiverGone(Exception):
     """The receiving process ended: nothing can be acknowledged any more."""
 
@@ -81,7 +94,7 @@ def subscriptions(group: str, sparkplug: bool) -> list[str]:
     return sorted(shared | plain)
 
 
-def link(settings: Settings) -> receiver.Link:
+def link(settings: Settings, retire: bool = False) -> receiver.Link:
     url = urlsplit(settings.mqtt_url)
     # Messages stay unacknowledged until their batch commits: let the broker send several
     # batches' worth ahead (its default window of 20 would cap a worker at ~20 per flush),
@@ -100,11 +113,12 @@ def link(settings: Settings) -> receiver.Link:
         topics=tuple(subscriptions(settings.gateway_share_group, settings.gateway_sparkplug)),
         inflight_max=max(20, window),
         log_level=logging.getLogger().getEffectiveLevel(),
+        retire=retire,
     )
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, retire: bool = False) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url, pool_size=1, max_overflow=1)
         self.store = Store(
@@ -122,16 +136,23 @@ class Gateway:
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.failed = threading.Event()  # the receiving process or the writer ended unasked
+        self.retiring = threading.Event()  # leave the share group for good (SIGUSR1)
+        self.retired = threading.Event()  # the session has nothing more: stop, ending it
+        if retire:
+            self.retiring.set()
         self._held: deque[Inbound] = deque()  # handed over, not in a batch yet
         self._drained = False  # the receiving process hands over nothing more
         self._released = False  # the receiving process is told to stop: its end is expected
         self._partitions_checked = float("-inf")
+        # A processed batch waits here for the committer while the next one is processed.
+        self._to_commit: queue.Queue[Processed | None] = queue.Queue(maxsize=1)
+        self._telling = threading.Lock()
         # Spawned, not forked: the worker may hold threads and connections by now (the tests
         # run it inside pytest), which a fork would copy half-made.
         context = multiprocessing.get_context("spawn")
         self._pipe, far_end = context.Pipe()
         self.receiver = context.Process(
-            target=receiver.main, args=(link(settings), far_end), name="gateway-receiver"
+            target=receiver.main, args=(link(settings, retire), far_end), name="gateway-receiver"
         )
         self._far_end = far_end
         self.writer = threading.Thread(target=self._write_loop, name="gateway-writer")
@@ -143,7 +164,8 @@ class Gateway:
 
     def _tell(self, *note: Any) -> None:
         try:
-            self._pipe.send(note)
+            with self._telling:  # the writer and the committer both tell
+                self._pipe.send(note)
         except OSError as exc:
             raise ReceiverGone from exc
 
@@ -174,6 +196,8 @@ class Gateway:
             self.connected.clear()
         elif kind == receiver.DRAINED:
             self._drained = True
+        elif kind == receiver.RETIRED:
+            self.retired.set()
 
     def _wait_held(self, timeout: float) -> bool:
         """Whether messages are held, reading the pipe for up to `timeout` seconds."""
@@ -217,21 +241,52 @@ class Gateway:
         return batch
 
     def _write_loop(self) -> None:
+        self._run_guarded(self._write_batches, "writer")
+
+    def _run_guarded(self, work: Callable[[], None], name: str) -> None:
         try:
-            self._write_batches()
+            work()
         except ReceiverGone:
             self.failed.set()  # the watcher says why
             self.stopping.set()
         except Exception:  # a bug: stop, and say so by the exit status (`run`)
-            log.exception("the writer failed: stopping")
+            log.exception("the %s failed: stopping", name)
             self.failed.set()
             self.stopping.set()
 
     def _write_batches(self) -> None:
-        draining = False
+        """Process batches here and commit them in a thread of their own, in order: while one
+        batch waits on PostgreSQL and Redis, the next is decoded and filtered."""
+        committer = threading.Thread(
+            target=self._run_guarded,
+            args=(self._commit_batches, "committer"),
+            name="gateway-committer",
+        )
+        committer.start()
+        try:
+            self._process_batches(committer)
+        finally:
+            self._hand_to_committer(None, committer)
+            committer.join()
+
+    def _hand_to_committer(self, batch: Processed | None, committer: threading.Thread) -> bool:
+        """Queue a processed batch (None: no more); False if the committer has ended."""
+        while committer.is_alive():
+            try:
+                self._to_commit.put(batch, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _process_batches(self, committer: threading.Thread) -> None:
+        draining = retire_told = False
         # Stopping, the receiving process first hands over all it holds (`drain`), and every
         # message it handed over is committed and reported before the worker stops.
         while not (self._drained and not self._held):
+            if self.retiring.is_set() and not retire_told:
+                self._tell(receiver.RETIRE)
+                retire_told = True
             if self.stopping.is_set() and not draining:
                 if self.failed.is_set():
                     return
@@ -256,23 +311,28 @@ class Gateway:
                     )
                     return
                 pairs.append((inbound, outcome))
+            if not self._hand_to_committer(pairs, committer):
+                return
+
+    def _commit_batches(self) -> None:
+        while (pairs := self._to_commit.get()) is not None:
             started = time.perf_counter()
             committed = self._commit(pairs)
             if committed is None:
                 log.warning(
-                    "stopping with %d messages unwritten; the broker keeps them", len(batch)
+                    "stopping with %d messages unwritten; the broker keeps them", len(pairs)
                 )
                 return
             written, outcomes = committed
             metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-            metrics.BATCH_SIZE.observe(len(batch))
-            oldest = min(inbound.received_at for inbound in batch)
+            metrics.BATCH_SIZE.observe(len(pairs))
+            oldest = min(inbound.received_at for inbound, _ in pairs)
             metrics.LAG_SECONDS.observe((datetime.now(UTC) - oldest).total_seconds())
             for table, count in written.counts.items():
                 metrics.STORED.labels(table).inc(count)
             self.fanout.run(outcomes, written)
-            self._tell(receiver.DONE, len(batch))  # acknowledged there, in order
-            metrics.PENDING.dec(len(batch))
+            self._tell(receiver.DONE, len(pairs))  # acknowledged there, in order
+            metrics.PENDING.dec(len(pairs))
 
     def _commit(self, pairs: list[tuple[Inbound, Outcome]]) -> tuple[Written, list[Outcome]] | None:
         """Commit the batch; None when stopping while the database is away."""
@@ -368,19 +428,21 @@ class Gateway:
             log.warning("the receiving process did not stop; killing it")
             self.receiver.kill()
             self.receiver.join()
+        if self.retiring.is_set() and self.receiver.exitcode != 0:
+            self.failed.set()  # the session is kept (the receiving process said why)
         self._pipe.close()
         self.store.close()
         self.engine.dispose()
         self.live.client.close()
 
 
-def run(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
+def run(settings: Settings, retire: bool = False) -> None:
+    """Run until SIGTERM or SIGINT, or until retired (SIGUSR1, or `retire` from the start)."""
     from prometheus_client import start_http_server
 
     if settings.gateway_metrics_port:
         start_http_server(settings.gateway_metrics_port)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, retire)
     # Every batch keeps thousands of young objects alive until its commit, so the collector
     # runs often; what start-up loaded (modules, the ORM, settings) lives as long as the
     # process, and scanning it again in every full collection cost about a tenth of a
@@ -393,15 +455,21 @@ def run(settings: Settings) -> None:
         log.info("signal %d: flushing and stopping", signum)
         done.set()
 
+    def _retire(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: retiring: unsubscribing, then ending the session", signum)
+        gateway.retiring.set()
+
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
+    signal.signal(signal.SIGUSR1, _retire)
     gateway.start()
     log.info(
-        "gateway %s subscribed to %s",
+        "gateway %s %s %s",
         client_id(settings),
+        "retiring from" if retire else "subscribed to",
         ", ".join(subscriptions(settings.gateway_share_group, settings.gateway_sparkplug)),
     )
-    while not (done.wait(0.5) or gateway.failed.is_set()):
+    while not (done.wait(0.5) or gateway.failed.is_set() or gateway.retired.is_set()):
         pass
     gateway.stop()
     if gateway.failed.is_set():

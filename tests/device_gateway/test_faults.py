@@ -2,21 +2,16 @@
 with SIGKILL, the broker restarted, the database down for a while.
 
 Each test runs `fieldline gateway` as a process of its own against a private Mosquitto (so that
-thousands of test messages never reach other subscribers of the machine's broker), publishes a
-stream of own-JSON fixes for a fresh crew, breaks something mid-stream, and counts the rows.
+thousands of test messages never reach other subscribers of the machine's broker; both in
+workers.py), publishes a stream of own-JSON fixes for a fresh crew, breaks something
+mid-stream, and counts the rows.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,132 +29,14 @@ from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
 from fieldline.local_services import ensure_database
 from fieldline.server.crews.services import create_crew
 from fieldline.settings import Settings
-from tests.processes import accepts, free_port, wait_until
+from tests.device_gateway.workers import Broker, GatewayProcess, running
+from tests.postgres_cluster import PG_BIN, Postgres
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FIXES = 20_000
 SETTLE_S = 120.0  # the fixes left after a fault, on a busy two-core machine
-
-
-# -- a private Mosquitto ----------------------------------------------------------------------
-
-
-class Broker:
-    """Mosquitto on a free loopback port, persisting its sessions in a folder of its own."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        (folder / "store").mkdir(parents=True)
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            # Running as root, Mosquitto would switch to its own user, who cannot write here.
-            f"user {getpass.getuser()}\n"
-            "persistence true\n"
-            f"persistence_location {folder / 'store'}/\n"
-            # SIGTERM saves everything; a save each second covers a harder stop too (a save
-            # on every change would make the broker the bottleneck).
-            "autosave_interval 1\n"
-            "max_queued_messages 1000000\n"
-            "max_inflight_messages 0\n"
-            f"log_dest file {folder / 'mosquitto.log'}\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with (self.folder / "mosquitto.out").open("ab") as out:
-            self.process = subprocess.Popen(
-                ["mosquitto", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(lambda: accepts(self.port), 10, "Mosquitto to listen")
-
-    def stop(self) -> None:
-        # SIGTERM: Mosquitto writes its persistence file on the way out.
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-        self.process = None
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path / "broker")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-# -- the gateway as a process -----------------------------------------------------------------
-
-
-@dataclass
-class GatewayProcess:
-    env: dict[str, str]
-    logs: Path
-    runs: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    def log_text(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')}"
-            for path in sorted(self.logs.glob("gateway-*.log"))
-        )
-
-    def start(self) -> None:
-        self.runs += 1
-        log = self.logs / f"gateway-{self.runs}.log"
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "fieldline.cli", "gateway"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(lambda: "connected (session present" in log.read_text(), 30, "the gateway")
-        time.sleep(0.3)  # the subscription is made on connecting: let its SUBACK come back
-
-    def receiver_pid(self) -> int:
-        """The worker's receiving process (receiver.py), as its log names it."""
-        log = (self.logs / f"gateway-{self.runs}.log").read_text(errors="replace")
-        return int(re.findall(r"receiving in process (\d+)", log)[-1])
-
-    def pause(self) -> None:
-        assert self.process is not None
-        for pid in (self.process.pid, self.receiver_pid()):
-            os.kill(pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        for pid in (self.process.pid, self.receiver_pid()):
-            os.kill(pid, signal.SIGCONT)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @dataclass
@@ -290,14 +167,6 @@ def publisher(broker: Broker) -> Iterator[Publisher]:
         client.close()
 
 
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended: only its exit status is left
-
-
 def settle(crew: Crew, expected: int, timeout: float) -> tuple[int, int, int, int]:
     """Wait for the expected count, then a little longer for anything extra to show."""
     wait_until(lambda: crew.stored() >= expected, timeout, f"{expected} rows")
@@ -413,51 +282,6 @@ def test_a_broker_restart_loses_nothing_and_stores_nothing_twice(
 
 
 # -- a private PostgreSQL ---------------------------------------------------------------------
-
-
-class Postgres:
-    """A throw-away PostgreSQL cluster with PostGIS on a free loopback port.
-
-    PostgreSQL refuses to run as root: as root it runs as the `postgres` user, in a folder that
-    user owns (pytest's temporary folders are private to root)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.folder = Path(tempfile.mkdtemp(prefix="fieldline-pg-"))
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            shutil.chown(self.folder, "postgres", "postgres")
-        self.data = self.folder / "data"
-        self.log = self.folder / "postgres.log"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/fieldline"
-
-    def _run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self._run(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-            "--auth=trust", "--encoding=UTF8", "--no-sync",
-        )  # fmt: skip
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-            "-o", options, "-w", "-t", "30", "start",
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture

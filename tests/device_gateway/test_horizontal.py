@@ -10,13 +10,12 @@ it is away; none goes to the surviving member. Only the killed worker, started a
 same client id, gets them (docs/scaling.md, "Gateway workers"). So the test restarts it, as
 its supervisor would.
 
-The private Mosquitto and the gateway processes are those of test_faults.py.
+The private Mosquitto and the gateway processes are those of workers.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -38,7 +36,13 @@ from fieldline.server.tasks import events, services
 from fieldline.server.tasks.status_events import REPLAY_AFTER, replay_pending_status_events
 from fieldline.settings import Settings
 from tests.conftest import load_fixture
-from tests.device_gateway.test_faults import Broker, GatewayProcess, running
+from tests.device_gateway.workers import (
+    Broker,
+    GatewayProcess,
+    running,
+    wait_for_stall,
+    worker_group,
+)
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
@@ -120,49 +124,10 @@ def scene(engine: sa.Engine) -> Iterator[Scene]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path / "broker")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
 def workers(settings: Settings, broker: Broker, tmp_path: Path) -> Iterator[list[GatewayProcess]]:
     """Two workers of one share group, each with its own client id (and so its own session)."""
-    tag = uuid.uuid4().hex[:10]
-    prefix = f"fieldline_test_{tag}"
-    started = []
-    for name in ("a", "b"):
-        logs = tmp_path / f"worker-{name}"
-        logs.mkdir()
-        env = {
-            **os.environ,
-            "FIELDLINE_DATABASE_URL": settings.database_url,
-            "FIELDLINE_REDIS_URL": settings.redis_url,
-            "FIELDLINE_MQTT_URL": broker.url,
-            "FIELDLINE_REDIS_PREFIX": prefix,  # one deployment: the same Redis keys
-            "FIELDLINE_GATEWAY_SHARE_GROUP": f"test_{tag}",
-            "FIELDLINE_GATEWAY_CLIENT_ID": f"fieldline-horizontal-{tag}-{name}",
-            "FIELDLINE_MQTT_SESSION_EXPIRY_S": "600",
-            "FIELDLINE_GATEWAY_METRICS_PORT": "0",
-            "FIELDLINE_GATEWAY_SPARKPLUG": "false",
-        }
-        started.append(GatewayProcess(env, logs))
-    try:
+    with worker_group(settings, broker, tmp_path) as started:
         yield started
-    finally:
-        for worker in started:
-            worker.stop()
-        for worker in started:
-            print(worker.log_text())  # shown by pytest when the test fails
-        client = redis.Redis.from_url(settings.redis_url)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 def publish_stream(broker: Broker, scene: Scene) -> tuple[mqtt.Client, list[Any]]:
@@ -192,17 +157,6 @@ def publish_stream(broker: Broker, scene: Scene) -> tuple[mqtt.Client, list[Any]
                 report = {"status": reports[i], "ts": at.isoformat()}
                 infos.append(client.publish(topic, json.dumps(report), qos=1))
     return client, infos
-
-
-def wait_for_stall(scene: Scene) -> int:
-    """The row count once it has not changed for STALL_S."""
-    last, since = scene.stored(), time.monotonic()
-    while time.monotonic() - since < STALL_S:
-        time.sleep(0.5)
-        now = scene.stored()
-        if now != last:
-            last, since = now, time.monotonic()
-    return last
 
 
 def task_reports(scene: Scene) -> tuple[list[Any], dict[str, str], int]:
@@ -252,7 +206,7 @@ def test_two_workers_one_killed_store_every_message_once_in_order_where_it_matte
 
         # Mosquitto keeps the killed worker's share for its session: the survivor stores its
         # own half and then waits, however long.
-        stalled_at = wait_for_stall(scene)
+        stalled_at = wait_for_stall(scene.stored, STALL_S)
         assert survivor.alive()
         assert stalled_at < total, "another member received the killed worker's messages"
 

@@ -12,22 +12,32 @@ Keys, under the FIELDLINE_REDIS_PREFIX (`fieldline` by default):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis
 
+from fieldline.redis_client import sync_client
+
 # One script so that the compare and the writes are atomic: an older fix (a late backlog, a
-# redelivery, another worker's slower batch) never replaces a newer one.
+# redelivery, another worker's slower batch) never replaces a newer one. It takes any number of
+# crews, five arguments each (crew id, fix ms, fix JSON, lon, lat): the gateway sends a whole
+# batch's in one call. It answers how many were newer.
 UPDATE_LATEST = """
-local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
-if old and old >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('GEOADD', KEYS[3], ARGV[4], ARGV[5], ARGV[1])
-return 1
+local updated = 0
+for i = 1, #ARGV, 5 do
+  local crew, fix_ms = ARGV[i], ARGV[i + 1]
+  local old = tonumber(redis.call('HGET', KEYS[1], crew))
+  if not (old and old >= tonumber(fix_ms)) then
+    redis.call('HSET', KEYS[1], crew, fix_ms)
+    redis.call('HSET', KEYS[2], crew, ARGV[i + 2])
+    redis.call('GEOADD', KEYS[3], ARGV[i + 3], ARGV[i + 4], crew)
+    updated = updated + 1
+  end
+end
+return updated
 """
 
 
@@ -44,6 +54,11 @@ def dead_letter_event(
         "payload": payload.decode("utf-8", "replace"),
         "payload_bytes": size,
     }
+
+
+# A crew's latest fix for `update_latest_many`: crew id, fix time in epoch ms, lon, lat, and
+# the fix as JSON (text or bytes).
+LatestFix = tuple[str, int, float, float, str | bytes]
 
 
 @dataclass(frozen=True)
@@ -79,19 +94,38 @@ class Live:
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> Live:
-        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+        return cls(sync_client(url, decode_responses=True), prefix)
 
     def update_latest(
         self, crew_id: str, fix_ms: int, lon: float, lat: float, fix: dict[str, Any]
     ) -> bool:
         """Record the crew's fix unless a later one is recorded; True when it was newer."""
-        keys = [self.keys.fix_ms, self.keys.latest, self.keys.geo]
-        args: list[str | int | float] = [crew_id, fix_ms, json.dumps(fix), lon, lat]
-        return bool(self._update(keys=keys, args=args))
+        return bool(self.update_latest_many([(crew_id, fix_ms, lon, lat, json.dumps(fix))]))
 
-    def latest(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, str] = self.client.hgetall(self.keys.latest)  # type: ignore[assignment]
-        return {crew_id: json.loads(value) for crew_id, value in found.items()}
+    def update_latest_many(self, fixes: Sequence[LatestFix]) -> Any:
+        """`update_latest` for many crews (one fix each) in one command; how many were newer
+        (on a pipeline, that count comes with the pipeline's results)."""
+        keys = [self.keys.fix_ms, self.keys.latest, self.keys.geo]
+        args: list[str | bytes | int | float] = []
+        for crew_id, fix_ms, lon, lat, text in fixes:
+            args += (crew_id, fix_ms, text, lon, lat)
+        return self._update(keys=keys, args=args)
+
+    def latest(self, crew_ids: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The latest fix per crew public id: of every crew, else of `crew_ids` only (one
+        HMGET rather than the whole hash)."""
+        if crew_ids is None:
+            found: dict[str, str] = self.client.hgetall(self.keys.latest)  # type: ignore[assignment]
+            return {crew_id: json.loads(value) for crew_id, value in found.items()}
+        ids = list(crew_ids)
+        if not ids:
+            return {}
+        values: list[str | None] = self.client.hmget(self.keys.latest, ids)  # type: ignore[assignment]
+        return {
+            crew_id: json.loads(value)
+            for crew_id, value in zip(ids, values, strict=True)
+            if value is not None
+        }
 
     def publish(self, event: dict[str, Any]) -> None:
         self.client.publish(self.keys.channel, json.dumps(event, separators=(",", ":")))
