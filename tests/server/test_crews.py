@@ -387,6 +387,53 @@ def test_the_list_shows_shifts_around_now_only(client: FlaskClient) -> None:
     assert listed[crew["id"]]["status"] == "no_signal"
 
 
+def test_the_list_pages_by_crew_id_with_next_links(
+    roster_client: FlaskClient, live_prefix: str
+) -> None:
+    client = roster_client
+    made = [client.post("/api/v1/crews", json={"name": f"Paged {i}"}).get_json() for i in range(5)]
+    now = datetime.now(UTC)
+    fix = {"crew_id": made[3]["id"], "fix_time": now.isoformat(), "lat": 60.17, "lon": 24.94}
+    store = Live.from_url(load_settings().redis_url, live_prefix)
+    store.update_latest(made[3]["id"], int(now.timestamp() * 1000), 24.94, 60.17, fix)
+    everything = client.get("/api/v1/crews").get_json()
+    assert set(everything) == {"crews"}  # without paging, the answer it always was
+    pages, url = [], "/api/v1/crews?limit=2"
+    while url:
+        page = client.get(url).get_json()
+        assert len(page["crews"]) <= 2 and page["links"][0]["rel"] == "self"
+        pages += page["crews"]
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), "")
+    assert pages == everything["crews"]
+    assert next(c for c in pages if c["id"] == made[3]["id"])["latest"] == fix
+    after = client.get("/api/v1/crews", query_string={"cursor": made[2]["id"]}).get_json()
+    assert [c["id"] for c in after["crews"][:2]] == [made[3]["id"], made[4]["id"]]
+
+
+def test_latest_fixes_of_some_crews_only(live_prefix: str) -> None:
+    store = Live.from_url(load_settings().redis_url, live_prefix)
+    fixes = {
+        crew: {"crew_id": crew, "fix_time": f"2026-11-23T10:0{i}:00+00:00", "lat": 60.1, "lon": i}
+        for i, crew in enumerate(("C-1", "C-2", "C-3"))
+    }
+    for i, (crew, fix) in enumerate(fixes.items()):
+        store.update_latest(crew, 1_000 + i, float(i), 60.1, fix)
+    assert store.latest() == fixes
+    assert store.latest(["C-3", "C-9", "C-1"]) == {"C-3": fixes["C-3"], "C-1": fixes["C-1"]}
+    assert store.latest([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"limit": "0"}, "limit"), ({"limit": "many"}, "limit"), ({"cursor": "C" * 101}, "cursor")],
+)
+def test_bad_crew_paging_is_a_400_naming_the_field(
+    client: FlaskClient, query: dict[str, str], field: str
+) -> None:
+    response = client.get("/api/v1/crews", query_string=query)
+    assert response.status_code == 400 and response.get_json()["field"] == field
+
+
 # -- device bindings -------------------------------------------------------------------------
 
 

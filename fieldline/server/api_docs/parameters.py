@@ -97,6 +97,10 @@ QUERY: dict[str, tuple[Query, ...]] = {
         Query("lat", "The break's latitude.", NUMBER),
         Query("radius_m", "How far from the point to look for a pipe (at most 500).", NUMBER),
     ),
+    "crews.index": (
+        Query("limit", "A page of at most this many crews, with a `next` link.", INTEGER),
+        Query("cursor", "The page after this crew id; taken from `next` links."),
+    ),
     "crews.shifts": (SINCE, UNTIL),
     "crews.positions": (SINCE, UNTIL),
     "telemetry.telemetry": (Query("metric", "Only this metric."), SINCE, UNTIL, LIMIT),

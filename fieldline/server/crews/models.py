@@ -103,6 +103,8 @@ class CrewShift(Base):
             name="ex_crew_shifts_no_overlap",
             using="gist",
         ),
+        # Who is on shift now and the shifts around now, across all crews (see 0014).
+        sa.Index("ix_crew_shifts_ends_at", "ends_at", postgresql_include=["crew_id", "starts_at"]),
     )
 
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape, to_shape
+from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fieldline.gis.errors import Conflict, InvalidField, NotFound
 from fieldline.gis.models import SRID
@@ -226,13 +226,6 @@ def _geometry(point: tuple[float, float] | None) -> Any:
     return None if point is None else from_shape(Point(*point), srid=SRID)
 
 
-def depot_point(crew: Crew) -> tuple[float, float] | None:
-    if crew.depot is None:
-        return None
-    shape = to_shape(crew.depot)
-    return shape.x, shape.y
-
-
 # --- shifts ---------------------------------------------------------------------------------
 
 
@@ -386,11 +379,12 @@ def crew_status(
     return "available"
 
 
-def active_task_counts(session: Session) -> dict[int, int]:
-    """Active tasks per crew (db id), as the tasks domain counts them."""
+def active_task_counts(session: Session, crews: Collection[str] | None = None) -> dict[int, int]:
+    """Active tasks per crew (db id), as the tasks domain counts them; of the crews with these
+    public ids only, when given."""
     from fieldline.server.tasks.services import active_task_counts as counts  # tasks need crews
 
-    return counts(session)
+    return counts(session, crews)
 
 
 @dataclass(frozen=True)
@@ -405,11 +399,56 @@ class CrewState:
     status: str
 
 
-def _on_shift(session: Session, crew_ids: Sequence[int], now: datetime) -> set[int]:
+# The latest fix per crew public id (`live().latest()`), or what gives those of the crews
+# asked (`live().latest`): a page of crews then reads its own fixes only.
+Fixes = Mapping[str, Mapping[str, Any]]
+LatestFixes = Fixes | Callable[[list[str]], Fixes]
+
+
+@dataclass(frozen=True)
+class CrewFilter:
+    """The crews a listing covers: those `where` selects (every crew without conditions), the
+    first `limit` of them by public id when given."""
+
+    where: Sequence[sa.ColumnElement[bool]] = ()
+    limit: int | None = None
+
+
+def _crew_rows(session: Session, crews: CrewFilter) -> list[sa.Row[Any]]:
+    """The crews, by public id, as plain rows with the depot's coordinates read by PostGIS:
+    ORM objects and a WKB parse per depot cost seconds for 10,000 crews."""
+    query = sa.select(
+        Crew.id,
+        Crew.public_id,
+        Crew.name,
+        Crew.mode,
+        Crew.skills,
+        Crew.phone,
+        sa.func.ST_X(Crew.depot).label("depot_lon"),
+        sa.func.ST_Y(Crew.depot).label("depot_lat"),
+    )
+    query = query.where(*crews.where).order_by(Crew.public_id).limit(crews.limit)
+    return list(session.execute(query))
+
+
+def _of_crews(crew_id: InstrumentedAttribute[int], crews: CrewFilter) -> sa.ColumnElement[bool]:
+    """Rows of the crews `crews` selects, as a sub-select rather than a list of their ids:
+    one plan for one crew or 10,000."""
+    if not crews.where and crews.limit is None:
+        return sa.true()
+    ids = sa.select(Crew.id).where(*crews.where).order_by(Crew.public_id).limit(crews.limit)
+    return crew_id.in_(ids)
+
+
+def _row_depot(row: sa.Row[Any]) -> tuple[float, float] | None:
+    return None if row.depot_lon is None else (row.depot_lon, row.depot_lat)
+
+
+def _on_shift(session: Session, crews: CrewFilter, now: datetime) -> set[int]:
     return set(
         session.scalars(
             sa.select(CrewShift.crew_id).where(
-                CrewShift.crew_id.in_(crew_ids),
+                _of_crews(CrewShift.crew_id, crews),
                 CrewShift.starts_at <= now,
                 CrewShift.ends_at > now,
             )
@@ -419,19 +458,20 @@ def _on_shift(session: Session, crew_ids: Sequence[int], now: datetime) -> set[i
 
 def _states(
     session: Session,
-    crews: Sequence[Crew],
+    rows: Sequence[sa.Row[Any]],
+    crews: CrewFilter,
     latest: Mapping[str, Mapping[str, Any]],
     now: datetime,
     active_tasks: Mapping[int, int],
     stale_after_s: float | None,
 ) -> list[CrewState]:
     stale_s = get_settings().crew_stale_after_s if stale_after_s is None else stale_after_s
-    on_shift = _on_shift(session, [crew.id for crew in crews], now)
+    on_shift = _on_shift(session, crews, now) if rows else set()
     states = []
-    for crew in crews:
+    for crew in rows:
         fix = latest.get(crew.public_id)
         fix_time = datetime.fromisoformat(fix["fix_time"]) if fix else None
-        position = (float(fix["lon"]), float(fix["lat"])) if fix else depot_point(crew)
+        position = (float(fix["lon"]), float(fix["lat"])) if fix else _row_depot(crew)
         status = crew_status(
             now, crew.id in on_shift, fix_time, active_tasks.get(crew.id, 0), stale_s
         )
@@ -458,17 +498,22 @@ def roster(
     skills: Iterable[str] | None = None,
     *,
     stale_after_s: float | None = None,
+    public_ids: Collection[str] | None = None,
 ) -> list[CrewState]:
-    """Every crew (with all of `skills`, when given) and its status at `now`, by public id.
-    `latest` is the latest fix per crew public id (`live().latest()`); `stale_after_s`
-    defaults to FIELDLINE_CREW_STALE_AFTER_S."""
-    query = sa.select(Crew).order_by(Crew.public_id)
+    """Every crew (with all of `skills`, when given; of `public_ids`, when given) and its
+    status at `now`, by public id. `latest` is the latest fix per crew public id
+    (`live().latest()`); `stale_after_s` defaults to FIELDLINE_CREW_STALE_AFTER_S."""
+    where: list[sa.ColumnElement[bool]] = []
     if skills is not None:
         required = check_skills(skills)
         if required:
-            query = query.where(Crew.skills.contains(required))
-    crews = list(session.scalars(query))
-    return _states(session, crews, latest, now, active_tasks, stale_after_s)
+            where.append(Crew.skills.contains(required))
+    if public_ids is not None:
+        where.append(Crew.public_id.in_(list(public_ids)))
+    crews = CrewFilter(tuple(where))
+    return _states(
+        session, _crew_rows(session, crews), crews, latest, now, active_tasks, stale_after_s
+    )
 
 
 # --- the crew list of the API ---------------------------------------------------------------
@@ -476,43 +521,53 @@ def roster(
 
 def _describe(
     session: Session,
-    crews: Sequence[Crew],
-    latest: Mapping[str, Mapping[str, Any]],
+    crews: CrewFilter,
+    latest_fixes: LatestFixes,
     now: datetime,
     active_tasks: Mapping[int, int],
     stale_after_s: float | None,
 ) -> list[dict[str, Any]]:
-    ids = [crew.id for crew in crews]
+    rows = _crew_rows(session, crews)
+    if not rows:
+        return []
+    latest = (
+        latest_fixes([row.public_id for row in rows]) if callable(latest_fixes) else latest_fixes
+    )
     members: dict[int, list[dict[str, Any]]] = {}
-    for member in session.scalars(
-        sa.select(CrewMember).where(CrewMember.crew_id.in_(ids)).order_by(CrewMember.id)
+    for member in session.execute(
+        sa.select(CrewMember.crew_id, CrewMember.name, CrewMember.role, CrewMember.phone)
+        .where(_of_crews(CrewMember.crew_id, crews))
+        .order_by(CrewMember.id)
     ):
         members.setdefault(member.crew_id, []).append(
             {"name": member.name, "role": member.role, "phone": member.phone}
         )
     devices: dict[int, list[dict[str, str]]] = {}
-    for device in session.scalars(
-        sa.select(Device).where(Device.crew_id.in_(ids)).order_by(Device.id)
+    for device in session.execute(
+        sa.select(Device.crew_id, Device.kind, Device.identifier)
+        .where(_of_crews(Device.crew_id, crews))
+        .order_by(Device.id)
     ):
         devices.setdefault(device.crew_id, []).append(
             {"kind": device.kind, "identifier": device.identifier}
         )
     shifts: dict[int, list[dict[str, Any]]] = {}
-    for shift in session.scalars(
-        sa.select(CrewShift)
+    for shift in session.execute(
+        sa.select(CrewShift.crew_id, CrewShift.id, CrewShift.starts_at, CrewShift.ends_at)
         .where(
-            CrewShift.crew_id.in_(ids),
+            _of_crews(CrewShift.crew_id, crews),
             CrewShift.ends_at > now - SHIFTS_AROUND_NOW,
             CrewShift.starts_at < now + SHIFTS_AROUND_NOW,
         )
         .order_by(CrewShift.starts_at)
     ):
-        shifts.setdefault(shift.crew_id, []).append(shift_json(shift))
+        shifts.setdefault(shift.crew_id, []).append(
+            _shift_json(shift.id, shift.starts_at, shift.ends_at)
+        )
     described = []
-    for crew, state in zip(
-        crews, _states(session, crews, latest, now, active_tasks, stale_after_s), strict=True
-    ):
-        depot = depot_point(crew)
+    states = _states(session, rows, crews, latest, now, active_tasks, stale_after_s)
+    for crew, state in zip(rows, states, strict=True):
+        depot = _row_depot(crew)
         described.append(
             {
                 "id": crew.public_id,
@@ -541,33 +596,39 @@ def _describe(
 
 def list_crews(
     session: Session,
-    latest: Mapping[str, Mapping[str, Any]],
+    latest: LatestFixes,
     now: datetime,
     active_tasks: Mapping[int, int],
     *,
     stale_after_s: float | None = None,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every crew with its status, members, shifts around now, devices and latest fix."""
-    crews = list(session.scalars(sa.select(Crew).order_by(Crew.public_id)))
-    return _describe(session, crews, latest, now, active_tasks, stale_after_s)
+    """Every crew with its status, members, shifts around now, devices and latest fix, by
+    crew id; a page of `limit` crews after the crew id `after`, when given."""
+    where = () if after is None else (Crew.public_id > after,)
+    return _describe(session, CrewFilter(where, limit), latest, now, active_tasks, stale_after_s)
 
 
 def describe_crew(
     session: Session,
     public_id: str,
-    latest: Mapping[str, Mapping[str, Any]],
+    latest: LatestFixes,
     now: datetime,
     active_tasks: Mapping[int, int],
     *,
     stale_after_s: float | None = None,
 ) -> dict[str, Any]:
-    crew = get_crew(session, public_id)
-    return _describe(session, [crew], latest, now, active_tasks, stale_after_s)[0]
+    crews = CrewFilter((Crew.public_id == public_id,))
+    found = _describe(session, crews, latest, now, active_tasks, stale_after_s)
+    if not found:
+        raise NotFound(f"no crew {public_id}")
+    return found[0]
 
 
 def shift_json(shift: CrewShift) -> dict[str, Any]:
-    return {
-        "id": shift.id,
-        "starts_at": shift.starts_at.isoformat(),
-        "ends_at": shift.ends_at.isoformat(),
-    }
+    return _shift_json(shift.id, shift.starts_at, shift.ends_at)
+
+
+def _shift_json(shift_id: int, starts_at: datetime, ends_at: datetime) -> dict[str, Any]:
+    return {"id": shift_id, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}

@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 
 from fieldline.server.assets.payloads import request_json
 from fieldline.server.auth import check_crew, current_principal, requires
 from fieldline.server.crews import payloads, services
+from fieldline.server.crews.params import parse_crew_page
 from fieldline.server.errors import Unprocessable
 from fieldline.server.live.views import live
 from fieldline.server.mqtt_access import services as mqtt_access
 from fieldline.server.mqtt_access.broker import BrokerAdmin
-from fieldline.server.resources import db, resources
+from fieldline.server.resources import db, replica, resources
 from fieldline.server.telemetry.params import parse_interval
 from fieldline.server.telemetry.services import crew_track
 
@@ -35,9 +36,9 @@ def _describe(crew_id: str) -> dict[str, Any]:
     return services.describe_crew(
         session,
         crew_id,
-        live().latest(),
+        live().latest,
         datetime.now(UTC),
-        services.active_task_counts(session),
+        services.active_task_counts(session, [crew_id]),
         stale_after_s=resources().settings.crew_stale_after_s,
     )
 
@@ -45,15 +46,24 @@ def _describe(crew_id: str) -> dict[str, Any]:
 @blueprint.get("")
 @requires("crews:read")
 def index() -> Any:
+    page = parse_crew_page(request.args, resources().settings)
     session = db()
     crews = services.list_crews(
         session,
-        live().latest(),
+        live().latest,
         datetime.now(UTC),
         services.active_task_counts(session),
         stale_after_s=resources().settings.crew_stale_after_s,
+        limit=page.limit,
+        after=page.cursor,
     )
-    return {"crews": crews}
+    if page.limit is None and page.cursor is None:
+        return {"crews": crews}  # every crew, as the list always answered
+    links = [{"rel": "self", "href": request.url}]
+    if len(crews) == page.limit:
+        args = request.args.to_dict() | {"cursor": crews[-1]["id"]}
+        links.append({"rel": "next", "href": url_for(".index", _external=True, **args)})
+    return {"crews": crews, "links": links}
 
 
 @blueprint.post("")
@@ -163,5 +173,5 @@ def sign_in(crew_id: str) -> Any:
 @requires("crews:read")
 def positions(crew_id: str) -> Any:
     since, until = parse_interval(request.args)
-    body = crew_track(db(), crew_id, since, until)
+    body = crew_track(replica(), crew_id, since, until)
     return body, 200, {"Content-Type": "application/geo+json"}

@@ -83,7 +83,7 @@ def assign(task_id: str) -> Any:
         crew_id,
         actor=current_principal().name,
         now=datetime.now(UTC),
-        latest=live().latest(),
+        latest=live().latest([crew_id]),
         settings=resources().settings,
     )
     deliveries = _commit()

@@ -10,7 +10,7 @@ recorded as a TaskEvent (events.py) for the listeners inside the transaction and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -699,13 +699,16 @@ def _declined_by(session: Session, task: Task, crew: Crew) -> bool:
     return last is not None and last.action == "decline" and last.crew_id == crew.id
 
 
-def active_task_counts(session: Session) -> dict[int, int]:
-    """Tasks with each crew (db id) from the offer until the work is done."""
-    rows = session.execute(
-        sa.select(Task.crew_id, sa.func.count())
-        .where(Task.state.in_(ACTIVE_STATES), Task.crew_id.is_not(None))
-        .group_by(Task.crew_id)
+def active_task_counts(session: Session, crews: Collection[str] | None = None) -> dict[int, int]:
+    """Tasks with each crew (db id) from the offer until the work is done; of the crews with
+    these public ids only, when given."""
+    query = sa.select(Task.crew_id, sa.func.count()).where(
+        Task.state.in_(ACTIVE_STATES), Task.crew_id.is_not(None)
     )
+    if crews is not None:
+        ids = sa.select(Crew.id).where(Crew.public_id.in_(list(crews)))
+        query = query.where(Task.crew_id.in_(ids))
+    rows = session.execute(query.group_by(Task.crew_id))
     return {crew_id: count for crew_id, count in rows if crew_id is not None}
 
 
