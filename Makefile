@@ -26,8 +26,13 @@ test: services
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 
-bench: services
+# The map benchmark's baseline page loads MapLibre GL JS from web/node_modules.
+bench: services web/node_modules
 	$(PY) bench/run_all.py
+
+web/node_modules: web/package-lock.json
+	cd web && npm ci
+	touch web/node_modules
 
 # The map's script and styles: web/src bundled with MapLibre GL JS into
 # fieldline/server/map/static/ (committed, so nothing else needs Node.js).

@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -487,6 +488,8 @@ def benchmark(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     exit_on_sigterm()
     args = parse_args(argv)
+    if not MAPLIBRE.is_file():  # `make bench` installs it; run alone, say how
+        sys.exit(f"{MAPLIBRE} is missing (the baseline's MapLibre): run `cd web && npm ci`")
     start = time.perf_counter()
     prepare_database(args.pipes, args.reuse)
     benchmark(args)
