@@ -51,8 +51,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import redis
-from common import ADMIN_DSN, exit_on_sigterm, ms, percentile
-from psycopg import sql
+from common import create_database, exit_on_sigterm, ms, percentile
 
 from fieldline.device_gateway.worker import INFLIGHT_BATCHES
 from fieldline.settings import Settings
@@ -83,16 +82,10 @@ def now_s() -> float:
 
 def prepare_database(crews: int) -> list[str]:
     """A fresh, migrated database holding `crews` vehicle crews; their public ids."""
-    from fieldline.gis.db import make_engine, make_sessionmaker, upgrade
+    from fieldline.gis.db import make_engine, make_sessionmaker
     from fieldline.server.crews.services import create_crew
 
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION postgis")
-    upgrade(BENCH_URL)
+    create_database(BENCH_DB)
     engine = make_engine(BENCH_URL)
     try:
         with make_sessionmaker(engine)() as session:

@@ -40,10 +40,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import psycopg
 import redis.asyncio as aioredis
 from common import (
-    ADMIN_DSN,
+    create_database,
     exit_on_sigterm,
     free_port,
     ms,
@@ -51,7 +50,6 @@ from common import (
     stop,
     wait_until_ready,
 )
-from psycopg import sql
 
 from fieldline.gis.db import upgrade
 from fieldline.settings import load_settings
@@ -85,16 +83,6 @@ class Step:
 
 
 # --- the server ---------------------------------------------------------------------------
-
-
-def create_database() -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION postgis")
-    upgrade(BENCH_URL)
 
 
 @dataclass
@@ -321,7 +309,7 @@ def main() -> None:
     if args.reuse:
         upgrade(BENCH_URL)
     else:
-        create_database()
+        create_database(BENCH_DB)
     started = time.monotonic()
     # Each side gets half of the time limit, so the baseline is measured however ours does.
     ours = measure_side("ours", args, started + args.time_limit_s / 2)

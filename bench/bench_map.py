@@ -48,13 +48,13 @@ from typing import Any
 import psycopg
 import requests
 from common import (
-    ADMIN_DSN,
     AREA,
     DISTRICT_GRID,
     DISTRICTS,
     INSERT_PIPES,
     SECONDARY_INDEXES,
     count_pipes,
+    create_database,
     exit_on_sigterm,
     load_parameters,
     ms,
@@ -105,13 +105,7 @@ def existing_pipes() -> int | None:
 
 def load_pipes(count: int) -> None:
     """The pipes of bench/common.py, with the secondary indexes built after the insert."""
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION postgis")
-    upgrade(BENCH_URL)
+    create_database(BENCH_DB)
     with psycopg.connect(BENCH_DSN) as conn:
         indexes = conn.execute(SECONDARY_INDEXES).fetchall()
         with conn.transaction():

@@ -178,14 +178,15 @@ def existing_pipes() -> int | None:
         return None
 
 
-def create_database() -> None:
+def create_database(db: str = BENCH_DB) -> None:
+    """`db` made afresh (dropped first if it exists), with PostGIS and the migrations."""
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
+        name = sql.Identifier(db)
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
+    with psycopg.connect(f"postgresql://localhost/{db}", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION postgis")
-    upgrade(BENCH_URL)
+    upgrade(f"postgresql+psycopg://localhost/{db}")
 
 
 def load_pipes(count: int) -> dict[str, float]:
